@@ -1,0 +1,47 @@
+/* ACPI tables: RSDP, XSDT, FADT (hardware-reduced), DSDT, MADT. */
+#ifndef NIMBUS_ACPI_H
+#define NIMBUS_ACPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../memory.h"
+
+struct acpi_legacy_dev {
+    const char *hid;   /* "PNP0501" (UART), "PNP0B00" (RTC) */
+    const char *name;  /* 4-char ACPI name, e.g. "COM1" */
+    uint16_t port, port_len;
+    uint8_t irq;       /* ISA IRQ, 0xff = none */
+};
+
+struct acpi_config {
+    uint32_t ncpus;
+    uint16_t sleep_port;          /* FADT sleep control/status register */
+    const struct acpi_legacy_dev *devs;
+    unsigned ndevs;
+};
+
+/*
+ * Write all tables into guest memory at [LAYOUT_ACPI_START,
+ * +LAYOUT_ACPI_SIZE); returns the RSDP address or 0 on failure.
+ */
+uint64_t acpi_build(struct guest_mem *gm, const struct acpi_config *cfg);
+
+/*
+ * Build only the DSDT into buf (unit tests dump it for `iasl -d`).
+ * Returns its length or 0 if cap is too small.
+ */
+size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap);
+
+/*
+ * The IOAPIC ID the MADT announces for ncpus vCPUs (not colliding with any
+ * xAPIC ID where possible).  An IOAPIC model may load it into its ID
+ * register so the two agree; Linux on x86-64 does not require that.
+ */
+uint8_t acpi_ioapic_id(uint32_t ncpus);
+
+/* Value the guest writes to the sleep control register to enter S5. */
+#define ACPI_SLP_TYP_S5 5u
+#define ACPI_SLP_EN (1u << 5)
+
+#endif

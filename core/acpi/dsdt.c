@@ -1,0 +1,164 @@
+/*
+ * DSDT: the \_S5 sleep package that lets the guest power off through the
+ * FADT sleep registers, and one \_SB device per legacy platform device so
+ * the guest binds drivers (8250_pnp, rtc_cmos) to the right ports and IRQs.
+ *
+ * In a hardware-reduced machine Linux sets up no ISA IRQ mappings of its
+ * own (there is no legacy PIC), so these _CRS IRQs are how COM1 and the RTC
+ * get their interrupts at all.
+ */
+#include <string.h>
+
+#include "acpi.h"
+#include "aml.h"
+#include "sdt.h"
+#include "../log.h"
+
+/*
+ * A _HID is either an EISA ID ("PNP0501", emitted compressed) or an ACPI
+ * ID: four characters [A-Z0-9] then four hex digits ("ACPI0010").
+ */
+static bool acpi_id_valid(const char *id)
+{
+    if (!id || strlen(id) != 8)
+        return false;
+    for (int i = 0; i < 4; i++)
+        if (!((id[i] >= 'A' && id[i] <= 'Z') || (id[i] >= '0' && id[i] <= '9')))
+            return false;
+    for (int i = 4; i < 8; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'A' && id[i] <= 'F')))
+            return false;
+    return true;
+}
+
+static void emit_hid(struct aml *a, const char *hid)
+{
+    aml_name(a, "_HID");
+    if (aml_eisaid_value(hid, NULL))
+        aml_eisaid(a, hid);
+    else
+        aml_string(a, hid);
+}
+
+/* One device's name must be a single segment: it lives directly in \_SB. */
+static bool dev_name_valid(const char *name)
+{
+    return name && strlen(name) <= 4 && !strchr(name, '.') && name[0] != '\\' &&
+           name[0] != '^' && aml_name_valid(name);
+}
+
+static int check_dev(const struct acpi_legacy_dev *d, unsigned idx)
+{
+    if (!dev_name_valid(d->name)) {
+        log_error("acpi: device %u: invalid ACPI device name \"%s\"", idx,
+                  d->name ? d->name : "(null)");
+        return -1;
+    }
+    if (!aml_eisaid_value(d->hid, NULL) && !acpi_id_valid(d->hid)) {
+        log_error("acpi: device %s: invalid hardware ID \"%s\" (want e.g. PNP0501)", d->name,
+                  d->hid ? d->hid : "(null)");
+        return -1;
+    }
+    /* IO() carries an 8-bit length and the range must stay in 16-bit port space. */
+    if (d->port_len > 0xff || (uint32_t)d->port + d->port_len > 0x10000u) {
+        log_error("acpi: device %s: I/O range 0x%x+%u is not describable", d->name, d->port,
+                  d->port_len);
+        return -1;
+    }
+    return 0;
+}
+
+/* Names compare as their 4-byte AML segments ("RTC" == "RTC_"). */
+static bool same_name(const char *x, const char *y)
+{
+    for (size_t i = 0; i < 4; i++) {
+        char cx = i < strlen(x) ? x[i] : '_';
+        char cy = i < strlen(y) ? y[i] : '_';
+        if (cx != cy)
+            return false;
+    }
+    return true;
+}
+
+/* _UID must be unique among devices sharing a _HID: number them in order. */
+static unsigned dev_uid(const struct acpi_config *cfg, unsigned idx)
+{
+    unsigned uid = 0;
+    for (unsigned i = 0; i < idx; i++)
+        if (strcmp(cfg->devs[i].hid, cfg->devs[idx].hid) == 0)
+            uid++;
+    return uid;
+}
+
+static void emit_legacy_dev(struct aml *a, const struct acpi_config *cfg, unsigned idx)
+{
+    const struct acpi_legacy_dev *d = &cfg->devs[idx];
+
+    aml_device(a, d->name);
+    emit_hid(a, d->hid);
+    aml_name(a, "_UID");
+    aml_integer(a, dev_uid(cfg, idx));
+    /* Present, enabled, shown in UI, functioning. */
+    aml_method(a, "_STA", 0, false);
+    aml_return(a);
+    aml_integer(a, 0x0f);
+    aml_end(a);
+    aml_name(a, "_CRS");
+    aml_restemplate(a);
+    if (d->port_len)
+        aml_res_io(a, d->port, (uint16_t)d->port, 1, (uint8_t)d->port_len);
+    if (d->irq < 16)
+        aml_res_irq_noflags(a, d->irq);
+    else if (d->irq != 0xff)
+        /* Beyond the ISA range: an explicit edge/high GSI, like IRQNoFlags. */
+        aml_res_interrupt(a, d->irq, false, false, false);
+    aml_end(a);
+    aml_end(a);
+}
+
+size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
+{
+    struct aml a;
+
+    if (!cfg || !buf || cap < SDT_HEADER_LEN || (cfg->ndevs && !cfg->devs))
+        return 0;
+    for (unsigned i = 0; i < cfg->ndevs; i++)
+        if (check_dev(&cfg->devs[i], i) < 0)
+            return 0;
+    for (unsigned i = 0; i < cfg->ndevs; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (same_name(cfg->devs[i].name, cfg->devs[j].name)) {
+                log_error("acpi: two devices are named \"%s\"", cfg->devs[i].name);
+                return 0;
+            }
+
+    aml_init(&a, buf + SDT_HEADER_LEN, cap - SDT_HEADER_LEN);
+
+    /*
+     * \_S5: {SLP_TYPa, SLP_TYPb, reserved, reserved}; Linux writes SLP_TYPa.
+     * The DSDT body is in the root scope, so "_S5_" and "_SB_" are \_S5_
+     * and \_SB_ (without the '\', as iasl would emit them).
+     */
+    aml_name(&a, "_S5_");
+    aml_package(&a);
+    aml_integer(&a, ACPI_SLP_TYP_S5);
+    aml_integer(&a, 0);
+    aml_integer(&a, 0);
+    aml_integer(&a, 0);
+    aml_end(&a);
+
+    aml_scope(&a, "_SB_");
+    for (unsigned i = 0; i < cfg->ndevs; i++)
+        emit_legacy_dev(&a, cfg, i);
+    aml_end(&a);
+
+    size_t body = aml_finish(&a);
+    if (!body)
+        return 0;
+    size_t total = SDT_HEADER_LEN + body;
+    if (total > UINT32_MAX)
+        return 0;
+    sdt_header(buf, "DSDT", (uint32_t)total, DSDT_REVISION);
+    sdt_finish(buf, total);
+    return total;
+}

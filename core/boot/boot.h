@@ -1,0 +1,57 @@
+/* Kernel loading: ELF vmlinux (PVH entry) and bzImage (64-bit boot protocol). */
+#ifndef NIMBUS_BOOT_H
+#define NIMBUS_BOOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "../memory.h"
+
+enum boot_entry_kind {
+    BOOT_ENTRY_LINUX64 = 1, /* 64-bit long mode, RSI = boot_params */
+    BOOT_ENTRY_PVH = 2,     /* 32-bit protected mode, paging off, EBX = start_info */
+};
+
+struct boot_request {
+    const char *kernel_path;
+    const char *initramfs_path; /* may be NULL */
+    const char *cmdline;        /* may be NULL */
+    uint64_t rsdp_addr;         /* given to the kernel (boot_params / start_info) */
+};
+
+struct boot_result {
+    enum boot_entry_kind kind;
+    uint64_t entry;        /* guest-physical entry point */
+    uint64_t params_addr;  /* boot_params or hvm_start_info */
+    uint64_t kernel_end;   /* first byte after the loaded kernel */
+    uint64_t initrd_addr, initrd_size;
+};
+
+/*
+ * Load kernel, initramfs and command line into guest memory and write the
+ * boot structures (E820 map, boot_params or start_info, GDT, page tables).
+ * Any malformed or truncated image, or one that does not fit, fails with a
+ * message in err naming the file and the problem; returns -1.
+ */
+int boot_load(struct guest_mem *gm, const struct boot_request *req,
+              struct boot_result *res, char *err, size_t errlen);
+
+/*
+ * Same as boot_load's kernel step over a buffer (fuzzing and unit tests).
+ * `initrd` may be NULL.
+ */
+int boot_load_kernel_buf(struct guest_mem *gm, const uint8_t *img, size_t len,
+                         const uint8_t *initrd, size_t initrd_len,
+                         const char *cmdline, uint64_t rsdp_addr,
+                         struct boot_result *res, char *err, size_t errlen);
+
+/*
+ * Register state for the boot vCPU at `res`'s entry: fills regs and the
+ * segment/control parts of sregs (the caller got sregs from KVM first).
+ */
+void boot_cpu_state(const struct boot_result *res, struct kvm_regs *regs,
+                    struct kvm_sregs *sregs);
+
+#endif

@@ -1,0 +1,795 @@
+/*
+ * Cloud Hypervisor-compatible command line: argv -> struct vm_config.
+ *
+ * Two phases: the loop turns every option into config fields and checks
+ * syntax; validate() then checks what needs the whole picture (required
+ * options, cross-option limits, files on disk), so "--kernel missing
+ * --help" still prints help.  Sub-option strings go through cli_opts.c,
+ * which the REST API will share.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli_opts.h"
+#include "layout.h"
+
+#define CLI_MAX_VCPUS 1024u
+#define CLI_MIN_MEMORY (32ull << 20)
+#define CLI_MIN_PHYS_BITS 32u
+#define CLI_MAX_PHYS_BITS 52u
+#define CLI_MAX_VERBOSITY 16
+/* virtio: split virtqueue sizes are powers of two up to 32768. */
+#define CLI_MAX_QUEUE_SIZE 32768u
+#define CLI_MAX_DISK_QUEUES 64u
+#define CLI_DEFAULT_DISK_QUEUES 1u
+#define CLI_DEFAULT_DISK_QUEUE_SIZE 128u
+/* virtio-blk VIRTIO_BLK_T_GET_ID returns at most 20 bytes. */
+#define CLI_MAX_DISK_SERIAL 20u
+#define CLI_DEFAULT_RNG "/dev/urandom"
+
+struct cli_state {
+    struct vm_config *cfg;
+    FILE *out;
+    char *err;
+    size_t errlen;
+};
+
+enum opt_arg {
+    ARG_NONE,     /* --help */
+    ARG_ONE,      /* --kernel PATH */
+    ARG_OPTIONAL, /* --rng [src=PATH] */
+    ARG_MANY,     /* --disk A B C (clap num_args(1..)); may also repeat */
+};
+
+/* Returns CLI_OK, CLI_EXIT_OK or CLI_ERROR. */
+typedef enum cli_result (*opt_fn)(struct cli_state *st, const char *ctx,
+                                  const char *val);
+
+struct opt_def {
+    const char *name;  /* "--kernel" */
+    char short_name;   /* 'h', or 0 */
+    enum opt_arg arg;
+    opt_fn fn;
+};
+
+static enum cli_result fail(struct cli_state *st, const char *ctx,
+                            const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static enum cli_result fail(struct cli_state *st, const char *ctx,
+                            const char *fmt, ...)
+{
+    struct cli_err e = { .ctx = ctx, .buf = st->err, .len = st->errlen };
+    va_list ap;
+    va_start(ap, fmt);
+    cli_err_vset(&e, fmt, ap);
+    va_end(ap);
+    return CLI_ERROR;
+}
+
+static struct cli_err errsink(struct cli_state *st, const char *ctx)
+{
+    return (struct cli_err){ .ctx = ctx, .buf = st->err, .len = st->errlen };
+}
+
+static enum cli_result set_string(struct cli_state *st, const char *ctx,
+                                  char **dst, const char *val, int allow_empty)
+{
+    if (!allow_empty && val[0] == '\0')
+        return fail(st, ctx, "empty value");
+    free(*dst);
+    *dst = strdup(val);
+    if (!*dst)
+        return fail(st, ctx, "out of memory");
+    return CLI_OK;
+}
+
+/* ---- one function per option ------------------------------------------ */
+
+static enum cli_result opt_kernel(struct cli_state *st, const char *ctx, const char *val)
+{
+    return set_string(st, ctx, &st->cfg->kernel, val, 0);
+}
+
+static enum cli_result opt_initramfs(struct cli_state *st, const char *ctx, const char *val)
+{
+    return set_string(st, ctx, &st->cfg->initramfs, val, 0);
+}
+
+static enum cli_result opt_cmdline(struct cli_state *st, const char *ctx, const char *val)
+{
+    size_t n = strlen(val);
+    if (n >= LAYOUT_CMDLINE_MAX)
+        return fail(st, ctx, "too long (%zu bytes, at most %llu)", n,
+                    (unsigned long long)LAYOUT_CMDLINE_MAX - 1);
+    return set_string(st, ctx, &st->cfg->cmdline, val, 1);
+}
+
+static enum cli_result opt_log_file(struct cli_state *st, const char *ctx, const char *val)
+{
+    return set_string(st, ctx, &st->cfg->log_file, val, 0);
+}
+
+static enum cli_result opt_plugin_dir(struct cli_state *st, const char *ctx, const char *val)
+{
+    return set_string(st, ctx, &st->cfg->plugin_dir, val, 0);
+}
+
+/* "T:C:D:P", each 1..CLI_MAX_VCPUS. */
+static int parse_topology(const char *s, uint32_t out[4])
+{
+    const char *p = s;
+    for (int i = 0; i < 4; i++) {
+        const char *sep = strchr(p, ':');
+        size_t n = sep ? (size_t)(sep - p) : strlen(p);
+        if ((i < 3) != (sep != NULL) || n == 0 || n > 10)
+            return -1;
+        char num[11];
+        memcpy(num, p, n);
+        num[n] = '\0';
+        if (cli_parse_u32(num, &out[i]) < 0 || out[i] < 1 || out[i] > CLI_MAX_VCPUS)
+            return -1;
+        p = sep ? sep + 1 : p + n;
+    }
+    return 0;
+}
+
+static enum cli_result opt_cpus(struct cli_state *st, const char *ctx, const char *val)
+{
+    static const struct cli_opt_spec spec[] = {
+        { "boot", CLI_OPT_VALUE },
+        { "max", CLI_OPT_VALUE },
+        { "topology", CLI_OPT_VALUE },
+        { "max_phys_bits", CLI_OPT_VALUE },
+        { NULL, CLI_OPT_VALUE },
+    };
+    struct cli_err e = errsink(st, ctx);
+    struct cli_opts o;
+    if (cli_opts_parse(&o, val, spec, &e) < 0)
+        return CLI_ERROR;
+
+    struct cpus_config *c = &st->cfg->cpus;
+    enum cli_result r = CLI_ERROR;
+    uint32_t boot = 1, max = 0, bits = c->max_phys_bits;
+    if (cli_opts_get_u32(&o, "boot", 1, CLI_MAX_VCPUS, &boot, &e) < 0 ||
+        cli_opts_get_u32(&o, "max", 1, CLI_MAX_VCPUS, &max, &e) < 0 ||
+        cli_opts_get_u32(&o, "max_phys_bits", CLI_MIN_PHYS_BITS, CLI_MAX_PHYS_BITS,
+                         &bits, &e) < 0)
+        goto out;
+    if (max == 0)
+        max = boot;
+    if (max < boot) {
+        fail(st, ctx, "max (%u) must not be less than boot (%u) in '%s'", max, boot, val);
+        goto out;
+    }
+    if (max > boot) {
+        fail(st, ctx, "CPU hotplug (max > boot) is not supported yet: '%s'", val);
+        goto out;
+    }
+    const struct cli_opt *topo = cli_opts_find(&o, "topology");
+    if (topo) {
+        uint32_t t[4];
+        if (parse_topology(topo->value, t) < 0) {
+            fail(st, ctx, "bad topology '%s' (expected <threads_per_core>:"
+                 "<cores_per_die>:<dies_per_package>:<packages>, each 1-%u)",
+                 topo->value, CLI_MAX_VCPUS);
+            goto out;
+        }
+        /* Each factor is <= 1024, so the product fits in 64 bits. */
+        uint64_t product = (uint64_t)t[0] * t[1] * t[2] * t[3];
+        if (product != max) {
+            fail(st, ctx, "topology '%s' describes %llu vCPUs but max is %u",
+                 topo->value, (unsigned long long)product, max);
+            goto out;
+        }
+        c->threads_per_core = t[0];
+        c->cores_per_die = t[1];
+        c->dies_per_package = t[2];
+        c->packages = t[3];
+        c->topology_set = 1;
+    } else {
+        /* Cloud Hypervisor's default: one socket, one core per vCPU. */
+        c->threads_per_core = 1;
+        c->cores_per_die = max;
+        c->dies_per_package = 1;
+        c->packages = 1;
+        c->topology_set = 0;
+    }
+    c->boot = boot;
+    c->max = max;
+    c->max_phys_bits = bits;
+    r = CLI_OK;
+out:
+    cli_opts_free(&o);
+    return r;
+}
+
+static enum cli_result opt_memory(struct cli_state *st, const char *ctx, const char *val)
+{
+    static const struct cli_opt_spec spec[] = {
+        { "size", CLI_OPT_VALUE },
+        { "shared", CLI_OPT_VALUE },
+        { "hugepages", CLI_OPT_VALUE },
+        { "prefault", CLI_OPT_VALUE },
+        { "mergeable", CLI_OPT_VALUE },
+        { "thp", CLI_OPT_VALUE },
+        { NULL, CLI_OPT_VALUE },
+    };
+    struct cli_err e = errsink(st, ctx);
+    struct cli_opts o;
+    if (cli_opts_parse(&o, val, spec, &e) < 0)
+        return CLI_ERROR;
+
+    struct memory_config *m = &st->cfg->memory;
+    enum cli_result r = CLI_ERROR;
+    if (cli_opts_get_bool(&o, "shared", &m->shared, &e) < 0 ||
+        cli_opts_get_bool(&o, "hugepages", &m->hugepages, &e) < 0 ||
+        cli_opts_get_bool(&o, "prefault", &m->prefault, &e) < 0 ||
+        cli_opts_get_bool(&o, "mergeable", &m->mergeable, &e) < 0 ||
+        cli_opts_get_bool(&o, "thp", &m->thp, &e) < 0)
+        goto out;
+    const struct cli_opt *size = cli_opts_find(&o, "size");
+    if (size) {
+        uint64_t bytes;
+        if (cli_parse_size(size->value, &bytes) < 0) {
+            fail(st, ctx, "bad size '%s' (expected a number > 0 with an optional "
+                 "K/M/G/T suffix)", size->value);
+            goto out;
+        }
+        if (bytes % 4096) {
+            fail(st, ctx, "size '%s' is not a multiple of 4 KiB", size->value);
+            goto out;
+        }
+        if (bytes < CLI_MIN_MEMORY) {
+            fail(st, ctx, "size '%s' is below the minimum of %llu MiB", size->value,
+                 CLI_MIN_MEMORY >> 20);
+            goto out;
+        }
+        m->size = bytes;
+    }
+    /* MAP_HUGETLB with the default huge page size (2 MiB on x86-64). */
+    if (m->hugepages && m->size % (2ull << 20)) {
+        fail(st, ctx, "size must be a multiple of 2 MiB with hugepages=on, got %llu "
+             "bytes", (unsigned long long)m->size);
+        goto out;
+    }
+    r = CLI_OK;
+out:
+    cli_opts_free(&o);
+    return r;
+}
+
+/* --serial / --console: exactly one of off|null|tty|file=PATH. */
+static enum cli_result opt_chr(struct cli_state *st, const char *ctx, const char *val,
+                               struct chr_config *chr)
+{
+    static const struct cli_opt_spec spec[] = {
+        { "off", CLI_OPT_FLAG },
+        { "null", CLI_OPT_FLAG },
+        { "tty", CLI_OPT_FLAG },
+        { "file", CLI_OPT_VALUE },
+        /* Cloud Hypervisor has these; we recognise them to say so. */
+        { "pty", CLI_OPT_FLAG },
+        { "socket", CLI_OPT_VALUE },
+        { NULL, CLI_OPT_VALUE },
+    };
+    struct cli_err e = errsink(st, ctx);
+    struct cli_opts o;
+    if (cli_opts_parse(&o, val, spec, &e) < 0)
+        return CLI_ERROR;
+
+    enum cli_result r = CLI_ERROR;
+    if (o.n != 1) {
+        fail(st, ctx, "expected one of off|null|tty|file=<path>, got '%s'", val);
+        goto out;
+    }
+    const struct cli_opt *it = &o.items[0];
+    if (strcmp(it->key, "pty") == 0 || strcmp(it->key, "socket") == 0) {
+        fail(st, ctx, "'%s' is not supported yet", it->raw);
+        goto out;
+    }
+    free(chr->path);
+    chr->path = NULL;
+    if (strcmp(it->key, "off") == 0) {
+        chr->mode = CHR_OFF;
+    } else if (strcmp(it->key, "null") == 0) {
+        chr->mode = CHR_NULL;
+    } else if (strcmp(it->key, "tty") == 0) {
+        chr->mode = CHR_TTY;
+    } else {
+        chr->mode = CHR_FILE;
+        chr->path = strdup(it->value);
+        if (!chr->path) {
+            chr->mode = CHR_OFF;
+            fail(st, ctx, "out of memory");
+            goto out;
+        }
+    }
+    r = CLI_OK;
+out:
+    cli_opts_free(&o);
+    return r;
+}
+
+static enum cli_result opt_serial(struct cli_state *st, const char *ctx, const char *val)
+{
+    return opt_chr(st, ctx, val, &st->cfg->serial);
+}
+
+static enum cli_result opt_console(struct cli_state *st, const char *ctx, const char *val)
+{
+    return opt_chr(st, ctx, val, &st->cfg->console);
+}
+
+static enum cli_result disk_strdup(struct cli_state *st, const char *ctx, char **dst,
+                                   const struct cli_opt *it)
+{
+    if (!it)
+        return CLI_OK;
+    *dst = strdup(it->value);
+    return *dst ? CLI_OK : fail(st, ctx, "out of memory");
+}
+
+static enum cli_result opt_disk(struct cli_state *st, const char *ctx, const char *val)
+{
+    static const struct cli_opt_spec spec[] = {
+        { "path", CLI_OPT_VALUE },
+        { "readonly", CLI_OPT_VALUE },
+        { "direct", CLI_OPT_VALUE },
+        { "num_queues", CLI_OPT_VALUE },
+        { "queue_size", CLI_OPT_VALUE },
+        { "id", CLI_OPT_VALUE },
+        { "serial", CLI_OPT_VALUE },
+        { NULL, CLI_OPT_VALUE },
+    };
+    struct vm_config *cfg = st->cfg;
+    if (cfg->ndisks >= CONFIG_MAX_DISKS)
+        return fail(st, ctx, "too many disks (at most %d), at '%s'", CONFIG_MAX_DISKS, val);
+
+    struct cli_err e = errsink(st, ctx);
+    struct cli_opts o;
+    if (cli_opts_parse(&o, val, spec, &e) < 0)
+        return CLI_ERROR;
+
+    enum cli_result r = CLI_ERROR;
+    const struct cli_opt *path = cli_opts_find(&o, "path");
+    const struct cli_opt *id = cli_opts_find(&o, "id");
+    const struct cli_opt *serial = cli_opts_find(&o, "serial");
+    if (!path) {
+        fail(st, ctx, "missing path= in '%s'", val);
+        goto out;
+    }
+    if (serial && strlen(serial->value) > CLI_MAX_DISK_SERIAL) {
+        fail(st, ctx, "serial '%s' is longer than %u bytes", serial->value,
+             CLI_MAX_DISK_SERIAL);
+        goto out;
+    }
+    for (uint32_t i = 0; id && i < cfg->ndisks; i++) {
+        if (cfg->disks[i].id && strcmp(cfg->disks[i].id, id->value) == 0) {
+            fail(st, ctx, "duplicate id '%s'", id->value);
+            goto out;
+        }
+    }
+
+    /* Count the disk first so config_free releases whatever gets filled. */
+    struct disk_config *d = &cfg->disks[cfg->ndisks++];
+    memset(d, 0, sizeof(*d));
+    d->num_queues = CLI_DEFAULT_DISK_QUEUES;
+    d->queue_size = CLI_DEFAULT_DISK_QUEUE_SIZE;
+    if (disk_strdup(st, ctx, &d->path, path) != CLI_OK ||
+        disk_strdup(st, ctx, &d->id, id) != CLI_OK ||
+        disk_strdup(st, ctx, &d->serial, serial) != CLI_OK)
+        goto out;
+    if (cli_opts_get_bool(&o, "readonly", &d->readonly, &e) < 0 ||
+        cli_opts_get_bool(&o, "direct", &d->direct, &e) < 0 ||
+        cli_opts_get_u32(&o, "num_queues", 1, CLI_MAX_DISK_QUEUES, &d->num_queues, &e) < 0 ||
+        cli_opts_get_u32(&o, "queue_size", 2, CLI_MAX_QUEUE_SIZE, &d->queue_size, &e) < 0)
+        goto out;
+    if (d->queue_size & (d->queue_size - 1)) {
+        fail(st, ctx, "queue_size must be a power of two, got '%s'",
+             cli_opts_find(&o, "queue_size")->value);
+        goto out;
+    }
+    r = CLI_OK;
+out:
+    cli_opts_free(&o);
+    return r;
+}
+
+static enum cli_result opt_rng(struct cli_state *st, const char *ctx, const char *val)
+{
+    static const struct cli_opt_spec spec[] = {
+        { "src", CLI_OPT_VALUE },
+        { NULL, CLI_OPT_VALUE },
+    };
+    struct cli_err e = errsink(st, ctx);
+    struct cli_opts o;
+    if (cli_opts_parse(&o, val, spec, &e) < 0)
+        return CLI_ERROR;
+    const struct cli_opt *src = cli_opts_find(&o, "src");
+    enum cli_result r = set_string(st, ctx, &st->cfg->rng.src,
+                                   src ? src->value : CLI_DEFAULT_RNG, 0);
+    if (r == CLI_OK)
+        st->cfg->rng.enabled = 1;
+    cli_opts_free(&o);
+    return r;
+}
+
+/* Join every token except plugin= with ',' exactly as the user wrote it. */
+static char *device_options(const struct cli_opts *o, const struct cli_opt *skip)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < o->n; i++)
+        if (&o->items[i] != skip)
+            len += strlen(o->items[i].raw) + 1;
+    char *s = malloc(len);
+    if (!s)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < o->n; i++) {
+        if (&o->items[i] == skip)
+            continue;
+        size_t n = strlen(o->items[i].raw);
+        if (k)
+            s[k++] = ',';
+        memcpy(s + k, o->items[i].raw, n);
+        k += n;
+    }
+    s[k] = '\0';
+    return s;
+}
+
+static enum cli_result opt_device(struct cli_state *st, const char *ctx, const char *val)
+{
+    struct vm_config *cfg = st->cfg;
+    if (cfg->ndevices >= CONFIG_MAX_DEVICES)
+        return fail(st, ctx, "too many devices (at most %d), at '%s'", CONFIG_MAX_DEVICES,
+                    val);
+
+    /* No spec: every key but plugin= belongs to the plugin. */
+    struct cli_err e = errsink(st, ctx);
+    struct cli_opts o;
+    if (cli_opts_parse(&o, val, NULL, &e) < 0)
+        return CLI_ERROR;
+
+    enum cli_result r = CLI_ERROR;
+    const struct cli_opt *plugin = NULL;
+    for (size_t i = 0; i < o.n; i++) {
+        if (strcmp(o.items[i].key, "plugin") != 0)
+            continue;
+        if (plugin) {
+            fail(st, ctx, "duplicate key 'plugin' in '%s'", val);
+            goto out;
+        }
+        plugin = &o.items[i];
+    }
+    if (!plugin) {
+        fail(st, ctx, "missing plugin= in '%s'", val);
+        goto out;
+    }
+    if (!plugin->value || plugin->value[0] == '\0') {
+        fail(st, ctx, "empty plugin= in '%s'", val);
+        goto out;
+    }
+
+    struct device_config *d = &cfg->devices[cfg->ndevices++];
+    d->plugin = strdup(plugin->value);
+    d->options = device_options(&o, plugin);
+    if (!d->plugin || !d->options) {
+        fail(st, ctx, "out of memory");
+        goto out;
+    }
+    r = CLI_OK;
+out:
+    cli_opts_free(&o);
+    return r;
+}
+
+static void print_help(FILE *out);
+
+static enum cli_result opt_help(struct cli_state *st, const char *ctx, const char *val)
+{
+    if (st->out)
+        print_help(st->out);
+    return CLI_EXIT_OK;
+}
+
+static enum cli_result opt_version(struct cli_state *st, const char *ctx, const char *val)
+{
+    if (st->out)
+        fprintf(st->out, "nimbus %s\n", NIMBUS_VERSION);
+    return CLI_EXIT_OK;
+}
+
+static const struct opt_def options[] = {
+    { "--kernel", 0, ARG_ONE, opt_kernel },
+    { "--initramfs", 0, ARG_ONE, opt_initramfs },
+    { "--cmdline", 0, ARG_ONE, opt_cmdline },
+    { "--cpus", 0, ARG_ONE, opt_cpus },
+    { "--memory", 0, ARG_ONE, opt_memory },
+    { "--serial", 0, ARG_ONE, opt_serial },
+    { "--console", 0, ARG_ONE, opt_console },
+    { "--disk", 0, ARG_MANY, opt_disk },
+    { "--rng", 0, ARG_OPTIONAL, opt_rng },
+    { "--device", 0, ARG_MANY, opt_device },
+    { "--log-file", 0, ARG_ONE, opt_log_file },
+    { "--plugin-dir", 0, ARG_ONE, opt_plugin_dir },
+    { "--help", 'h', ARG_NONE, opt_help },
+    { "--version", 'V', ARG_NONE, opt_version },
+};
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+"nimbus %s\n"
+"A KVM virtual machine monitor with Cloud Hypervisor's command line.\n"
+"\n"
+"Usage: nimbus --kernel <PATH> [OPTIONS]\n"
+"\n"
+"Options (values may be given as '--opt VALUE' or '--opt=VALUE'; a value that\n"
+"starts with '-' needs the second form; options marked [multiple] take several\n"
+"space-separated values and may also be repeated):\n"
+"      --kernel <PATH>\n"
+"          Kernel to boot: a PVH ELF (vmlinux) or a bzImage. Required.\n"
+"      --initramfs <PATH>\n"
+"          Initial ramdisk.\n"
+"      --cmdline <STRING>\n"
+"          Kernel command line (at most %llu bytes).\n"
+"      --cpus boot=<boot_vcpus>,max=<max_vcpus>,topology=<threads_per_core>:"
+"<cores_per_die>:<dies_per_package>:<packages>,max_phys_bits=<bits>\n"
+"          vCPUs: boot 1-%u; max defaults to boot (CPU hotplug, max > boot, is\n"
+"          not supported yet); the topology product must equal max;\n"
+"          max_phys_bits %u-%u. [default: boot=1,max_phys_bits=46]\n"
+"      --memory size=<guest_memory_size>,shared=on|off,hugepages=on|off,"
+"prefault=on|off,mergeable=on|off,thp=on|off\n"
+"          Guest RAM. Sizes are bytes with an optional K/M/G/T suffix (powers of\n"
+"          1024); size is a multiple of 4 KiB and at least %llu MiB (2 MiB\n"
+"          multiple with hugepages=on). [default: size=512M,shared=off,\n"
+"          hugepages=off,prefault=off,mergeable=off,thp=on]\n"
+"      --serial off|null|tty|file=<path>\n"
+"          16550 UART on COM1. [default: null]\n"
+"      --console off|null|tty|file=<path>\n"
+"          virtio console. Only one of --serial and --console may be tty.\n"
+"          [default: off]\n"
+"      --disk path=<disk_image_path>,readonly=on|off,direct=on|off,"
+"num_queues=<n>,queue_size=<size>,id=<device_id>,serial=<serial_number> [multiple]\n"
+"          virtio-blk disk, at most %d. num_queues 1-%u, queue_size a power of\n"
+"          two up to %u, serial at most %u bytes, ids unique.\n"
+"          [default: readonly=off,direct=off,num_queues=%u,queue_size=%u]\n"
+"      --rng [src=<entropy_source_path>]\n"
+"          Enable virtio-rng. [default: src=%s]\n"
+"      --device plugin=<path_or_name>[,<key>=<value>...] [multiple]\n"
+"          Load a device plugin (at most %d); every sub-option except plugin=\n"
+"          is passed to the plugin verbatim.\n"
+"  -v...\n"
+"          More log output: -v info, -vv debug, -vvv trace. [default: warnings]\n"
+"      --log-file <PATH>\n"
+"          Write the log to PATH instead of stderr.\n"
+"      --plugin-dir <DIR>\n"
+"          Directory with device plugins.\n"
+"  -h, --help\n"
+"          Print this help and exit.\n"
+"  -V, --version\n"
+"          Print the version and exit.\n"
+"\n"
+"Booleans accept on|off|true|false. Commas inside [...] or \"...\" do not split\n"
+"sub-options.\n"
+"\n"
+"Plugins named without a '/' are searched for in: --plugin-dir, then $NIMBUS_PLUGIN_DIR,\n"
+"then <binary dir>/plugins, then <binary dir>/../lib/nimbus/plugins.\n"
+"\n"
+"Exit status: 0 when the guest powers off or reboots (a reboot ends nimbus) and\n"
+"after --help/--version; 1 on a VM or device error; 2 on a bad command line;\n"
+"128+N when ended by signal N (SIGINT, SIGTERM, SIGHUP shut down cleanly).\n",
+            NIMBUS_VERSION, (unsigned long long)LAYOUT_CMDLINE_MAX - 1, CLI_MAX_VCPUS,
+            CLI_MIN_PHYS_BITS, CLI_MAX_PHYS_BITS, CLI_MIN_MEMORY >> 20, CONFIG_MAX_DISKS,
+            CLI_MAX_DISK_QUEUES, CLI_MAX_QUEUE_SIZE, CLI_MAX_DISK_SERIAL,
+            CLI_DEFAULT_DISK_QUEUES, CLI_DEFAULT_DISK_QUEUE_SIZE, CLI_DEFAULT_RNG,
+            CONFIG_MAX_DEVICES);
+}
+
+/* ---- whole-config checks ----------------------------------------------- */
+
+/* The path must exist, not be a directory, and allow `mode` (access()). */
+static enum cli_result check_file(struct cli_state *st, const char *ctx,
+                                  const char *path, int mode)
+{
+    struct stat sb;
+    if (stat(path, &sb) < 0 || access(path, mode) < 0)
+        return fail(st, ctx, "cannot %s '%s': %s",
+                    mode & W_OK ? "open read-write" : "read", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return fail(st, ctx, "'%s' is a directory", path);
+    return CLI_OK;
+}
+
+/* Output files are created later; their directory must exist now. */
+static enum cli_result check_parent_dir(struct cli_state *st, const char *ctx,
+                                        const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return CLI_OK; /* the current directory */
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *dir = strndup(path, n);
+    if (!dir)
+        return fail(st, ctx, "out of memory");
+    struct stat sb;
+    enum cli_result r = CLI_OK;
+    if (stat(dir, &sb) < 0)
+        r = fail(st, ctx, "directory of '%s' is not usable: %s", path, strerror(errno));
+    else if (!S_ISDIR(sb.st_mode))
+        r = fail(st, ctx, "directory of '%s' is not a directory", path);
+    free(dir);
+    return r;
+}
+
+static enum cli_result check_chr(struct cli_state *st, const char *ctx,
+                                 const struct chr_config *chr)
+{
+    if (chr->mode != CHR_FILE)
+        return CLI_OK;
+    return check_parent_dir(st, ctx, chr->path);
+}
+
+static enum cli_result validate(struct cli_state *st)
+{
+    const struct vm_config *cfg = st->cfg;
+    if (!cfg->kernel)
+        return fail(st, NULL, "--kernel is required (see --help)");
+    if (check_file(st, "--kernel", cfg->kernel, R_OK) != CLI_OK)
+        return CLI_ERROR;
+    if (cfg->initramfs && check_file(st, "--initramfs", cfg->initramfs, R_OK) != CLI_OK)
+        return CLI_ERROR;
+    for (uint32_t i = 0; i < cfg->ndisks; i++) {
+        int mode = cfg->disks[i].readonly ? R_OK : R_OK | W_OK;
+        if (check_file(st, "--disk", cfg->disks[i].path, mode) != CLI_OK)
+            return CLI_ERROR;
+    }
+    if (cfg->rng.enabled && check_file(st, "--rng", cfg->rng.src, R_OK) != CLI_OK)
+        return CLI_ERROR;
+    if (check_chr(st, "--serial", &cfg->serial) != CLI_OK ||
+        check_chr(st, "--console", &cfg->console) != CLI_OK)
+        return CLI_ERROR;
+    if (cfg->serial.mode == CHR_TTY && cfg->console.mode == CHR_TTY)
+        return fail(st, NULL, "--serial tty and --console tty cannot be used together");
+    if (cfg->log_file && check_parent_dir(st, "--log-file", cfg->log_file) != CLI_OK)
+        return CLI_ERROR;
+    if (cfg->plugin_dir) {
+        struct stat sb;
+        if (stat(cfg->plugin_dir, &sb) < 0)
+            return fail(st, "--plugin-dir", "cannot use '%s': %s", cfg->plugin_dir,
+                        strerror(errno));
+        if (!S_ISDIR(sb.st_mode))
+            return fail(st, "--plugin-dir", "'%s' is not a directory", cfg->plugin_dir);
+    }
+    /* RAM above 3 GiB moves above 4 GiB, so the top of RAM is size + 1 GiB
+     * and it must be addressable with max_phys_bits. */
+    uint64_t hole = LAYOUT_MMIO32_END - LAYOUT_MMIO32_START;
+    uint32_t bits = cfg->cpus.max_phys_bits;
+    uint64_t limit = bits >= 64 ? UINT64_MAX
+                   : bits <= 32 ? (1ull << 32) - hole : (1ull << bits) - hole;
+    if (cfg->memory.size > limit)
+        return fail(st, "--memory", "size of %llu bytes is more than max_phys_bits=%u "
+                    "can address (%llu bytes)", (unsigned long long)cfg->memory.size,
+                    cfg->cpus.max_phys_bits, (unsigned long long)limit);
+    return CLI_OK;
+}
+
+/* ---- argv walking --------------------------------------------------------- */
+
+static const struct opt_def *find_long(const char *arg, size_t namelen)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strlen(options[i].name) == namelen &&
+            strncmp(options[i].name, arg, namelen) == 0)
+            return &options[i];
+    return NULL;
+}
+
+static const struct opt_def *find_short(char c)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (options[i].short_name == c)
+            return &options[i];
+    return NULL;
+}
+
+/* "-v", "-vv", "-vvv"...: */
+static int is_verbose_flag(const char *a)
+{
+    if (a[0] != '-' || a[1] != 'v')
+        return 0;
+    for (a += 1; *a; a++)
+        if (*a != 'v')
+            return 0;
+    return 1;
+}
+
+/* A separate argv entry is a value unless it looks like an option. */
+static int is_value(int argc, char **argv, int i)
+{
+    return i < argc && argv[i] && argv[i][0] != '-';
+}
+
+enum cli_result cli_parse(int argc, char **argv, struct vm_config *cfg,
+                          FILE *out, char *err, size_t errlen)
+{
+    struct cli_state st = { .cfg = cfg, .out = out, .err = err, .errlen = errlen };
+    if (err && errlen)
+        err[0] = '\0';
+    int seen[NOPTIONS] = { 0 };
+
+    for (int i = 1; argv && i < argc; i++) {
+        const char *a = argv[i];
+        if (!a)
+            return fail(&st, NULL, "argument %d is NULL", i);
+        if (is_verbose_flag(a)) {
+            cfg->verbosity += (int)strlen(a) - 1;
+            if (cfg->verbosity > CLI_MAX_VERBOSITY)
+                cfg->verbosity = CLI_MAX_VERBOSITY;
+            continue;
+        }
+        if (a[0] != '-')
+            return fail(&st, NULL, "unexpected argument '%s'", a);
+
+        const struct opt_def *opt;
+        const char *attached = NULL;
+        if (a[1] == '-' && a[2] != '\0') {
+            const char *eq = strchr(a, '=');
+            size_t namelen = eq ? (size_t)(eq - a) : strlen(a);
+            opt = find_long(a, namelen);
+            if (!opt)
+                return fail(&st, NULL, "unknown option '%.*s'",
+                            namelen > 256 ? 256 : (int)namelen, a);
+            attached = eq ? eq + 1 : NULL;
+        } else {
+            opt = a[1] && !a[2] ? find_short(a[1]) : NULL;
+            if (!opt)
+                return fail(&st, NULL, "unknown option '%s'", a);
+        }
+
+        size_t idx = (size_t)(opt - options);
+        if (opt->arg != ARG_MANY && seen[idx]++)
+            return fail(&st, opt->name, "given more than once");
+
+        enum cli_result r = CLI_ERROR;
+        switch (opt->arg) {
+        case ARG_NONE:
+            if (attached)
+                return fail(&st, opt->name, "takes no value, got '%s'", attached);
+            return opt->fn(&st, opt->name, NULL);
+        case ARG_ONE:
+            if (!attached) {
+                if (!is_value(argc, argv, i + 1))
+                    return fail(&st, opt->name, "missing value");
+                attached = argv[++i];
+            }
+            r = opt->fn(&st, opt->name, attached);
+            break;
+        case ARG_OPTIONAL:
+            if (!attached && is_value(argc, argv, i + 1))
+                attached = argv[++i];
+            r = opt->fn(&st, opt->name, attached ? attached : "");
+            break;
+        case ARG_MANY:
+            if (!attached && !is_value(argc, argv, i + 1))
+                return fail(&st, opt->name, "missing value");
+            r = CLI_OK;
+            if (attached)
+                r = opt->fn(&st, opt->name, attached);
+            while (r == CLI_OK && is_value(argc, argv, i + 1))
+                r = opt->fn(&st, opt->name, argv[++i]);
+            break;
+        }
+        if (r != CLI_OK)
+            return r;
+    }
+    return validate(&st);
+}

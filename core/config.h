@@ -1,0 +1,74 @@
+/* The VM configuration the CLI (and later the API) produces. */
+#ifndef NIMBUS_CONFIG_H
+#define NIMBUS_CONFIG_H
+
+#include <stdint.h>
+
+#define CONFIG_MAX_DEVICES 32
+#define CONFIG_MAX_DISKS 16
+
+enum chr_mode { CHR_OFF = 0, CHR_NULL, CHR_TTY, CHR_FILE, CHR_PTY };
+
+struct chr_config {
+    enum chr_mode mode;
+    char *path; /* CHR_FILE */
+};
+
+struct cpus_config {
+    uint32_t boot;        /* vCPUs started at boot (default 1) */
+    uint32_t max;         /* == boot until CPU hotplug exists */
+    /* topology=threads_per_core:cores_per_die:dies_per_package:packages */
+    uint32_t threads_per_core, cores_per_die, dies_per_package, packages;
+    int topology_set;
+    uint32_t max_phys_bits; /* default 46 */
+};
+
+struct memory_config {
+    uint64_t size;  /* bytes; default 512 MiB */
+    int shared;     /* MAP_SHARED memfd instead of private anonymous */
+    int hugepages;  /* MAP_HUGETLB */
+    int prefault;   /* MAP_POPULATE */
+    int mergeable;  /* MADV_MERGEABLE (KSM) */
+    int thp;        /* MADV_HUGEPAGE, default on */
+};
+
+struct device_config {
+    char *plugin;   /* path or bare name of the plugin */
+    char *options;  /* remaining "key=value,..." given to the plugin */
+};
+
+struct disk_config {  /* issue 4; parsed now so the CLI shape is fixed */
+    char *path;
+    int readonly, direct;
+    uint32_t num_queues, queue_size;
+    char *id;
+    char *serial;
+};
+
+struct rng_config {
+    int enabled;
+    char *src;
+};
+
+struct vm_config {
+    char *kernel;
+    char *initramfs;
+    char *cmdline;
+    struct cpus_config cpus;
+    struct memory_config memory;
+    struct chr_config serial;   /* --serial, 16550 on COM1; default null */
+    struct chr_config console;  /* --console, virtio-console; default tty */
+    struct device_config devices[CONFIG_MAX_DEVICES];
+    uint32_t ndevices;
+    struct disk_config disks[CONFIG_MAX_DISKS];
+    uint32_t ndisks;
+    struct rng_config rng;
+    int verbosity;    /* count of -v: 0 warn, 1 info, 2 debug, 3+ trace */
+    char *log_file;
+    char *plugin_dir; /* --plugin-dir, overrides the default search */
+};
+
+void config_init(struct vm_config *cfg);
+void config_free(struct vm_config *cfg);
+
+#endif

@@ -1,0 +1,553 @@
+#include "device.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* ---- plugin loading ---------------------------------------------------- */
+
+/* Everything up to and including `ops` exists since 1.0. */
+#define PLUGIN_MIN_SIZE (offsetof(nimbus_plugin, ops) + sizeof(void *))
+#define OPS_MIN_SIZE (offsetof(nimbus_device_ops, io_write) + sizeof(void *))
+
+int plugin_check(const nimbus_plugin *p, const char *where, char *err, size_t errlen)
+{
+    if (p->abi_major != NIMBUS_ABI_MAJOR) {
+        snprintf(err, errlen,
+                 "%s: plugin built for ABI %u.%u, this nimbus speaks ABI %u.%u (major differs)",
+                 where, p->abi_major, p->abi_minor, NIMBUS_ABI_MAJOR, NIMBUS_ABI_MINOR);
+        return -1;
+    }
+    if (p->abi_minor > NIMBUS_ABI_MINOR) {
+        snprintf(err, errlen,
+                 "%s: plugin needs ABI %u.%u, this nimbus only provides %u.%u; upgrade nimbus",
+                 where, p->abi_major, p->abi_minor, NIMBUS_ABI_MAJOR, NIMBUS_ABI_MINOR);
+        return -1;
+    }
+    if (p->struct_size < PLUGIN_MIN_SIZE || !p->ops || !p->name || !p->name[0]) {
+        snprintf(err, errlen, "%s: malformed plugin descriptor", where);
+        return -1;
+    }
+    const nimbus_device_ops *o = p->ops;
+    if (o->struct_size < OPS_MIN_SIZE || !o->create || !o->destroy || !o->reset) {
+        snprintf(err, errlen, "%s: plugin '%s' lacks required ops (create/destroy/reset)", where,
+                 p->name);
+        return -1;
+    }
+    return 0;
+}
+
+const nimbus_plugin *plugin_load(const char *name, const char *const *dirs, char *err,
+                                 size_t errlen)
+{
+    char path[PATH_MAX];
+    void *h = NULL;
+    if (strchr(name, '/')) {
+        snprintf(path, sizeof(path), "%s", name);
+        h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            snprintf(err, errlen, "cannot load plugin '%s': %s", name, dlerror());
+            return NULL;
+        }
+    } else {
+        for (size_t i = 0; dirs && dirs[i]; i++) {
+            snprintf(path, sizeof(path), "%s/%s.so", dirs[i], name);
+            if (access(path, F_OK) != 0)
+                continue;
+            h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            if (!h) {
+                snprintf(err, errlen, "cannot load plugin '%s': %s", path, dlerror());
+                return NULL;
+            }
+            break;
+        }
+        if (!h) {
+            char searched[1024] = "";
+            for (size_t i = 0; dirs && dirs[i]; i++) {
+                size_t l = strlen(searched);
+                snprintf(searched + l, sizeof(searched) - l, "%s%s", l ? ", " : "", dirs[i]);
+            }
+            snprintf(err, errlen, "plugin '%s' not found (searched: %s)", name, searched);
+            return NULL;
+        }
+    }
+    const nimbus_plugin *p = dlsym(h, NIMBUS_PLUGIN_SYMBOL);
+    if (!p) {
+        /* Name another major precisely when the plugin exports one. */
+        for (unsigned m = 0; m < 16; m++) {
+            char sym[32];
+            snprintf(sym, sizeof(sym), "nimbus_plugin_v%u", m);
+            if (m != NIMBUS_ABI_MAJOR && dlsym(h, sym)) {
+                snprintf(err, errlen,
+                         "%s: plugin built for ABI major %u, this nimbus speaks ABI %u.%u",
+                         path, m, NIMBUS_ABI_MAJOR, NIMBUS_ABI_MINOR);
+                return NULL;
+            }
+        }
+        snprintf(err, errlen, "%s: not a nimbus plugin (no %s symbol)", path,
+                 NIMBUS_PLUGIN_SYMBOL);
+        return NULL;
+    }
+    /* Plugins are never dlclose'd: instrumentation and statics stay mapped. */
+    if (plugin_check(p, path, err, errlen) < 0)
+        return NULL;
+    return p;
+}
+
+void plugin_default_dirs(const char *cli_dir, char storage[4][4096], const char *dirs[5])
+{
+    int n = 0;
+    /* The command line beats the environment, which beats the defaults. */
+    if (cli_dir && *cli_dir) {
+        snprintf(storage[n], 4096, "%s", cli_dir);
+        dirs[n] = storage[n];
+        n++;
+    }
+    const char *env = getenv("NIMBUS_PLUGIN_DIR");
+    if (env && *env) {
+        snprintf(storage[n], 4096, "%s", env);
+        dirs[n] = storage[n];
+        n++;
+    }
+    char exe[4096];
+    ssize_t l = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (l > 0) {
+        exe[l] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(storage[n], 4096, "%.4000s/plugins", exe);
+        dirs[n] = storage[n];
+        n++;
+        snprintf(storage[n], 4096, "%.4000s/../lib/nimbus/plugins", exe);
+        dirs[n] = storage[n];
+        n++;
+    }
+    dirs[n] = NULL;
+}
+
+/* ---- host services ----------------------------------------------------- */
+
+static void h_log(void *hctx, uint32_t level, const char *msg)
+{
+    struct device *d = hctx;
+    log_msg(level > LOG_TRACE ? LOG_TRACE : (int)level, "%s: %s", d->name, msg ? msg : "");
+}
+
+static int h_gpa_read(void *hctx, uint64_t gpa, void *dst, uint64_t len)
+{
+    struct device *d = hctx;
+    return gm_read(d->env->mem, gpa, dst, len);
+}
+
+static int h_gpa_write(void *hctx, uint64_t gpa, const void *src, uint64_t len)
+{
+    struct device *d = hctx;
+    return gm_write(d->env->mem, gpa, src, len);
+}
+
+static void *h_gpa_map(void *hctx, uint64_t gpa, uint64_t len, uint32_t writable)
+{
+    struct device *d = hctx;
+    (void)writable; /* dirty tracking comes with migration */
+    return gm_ptr(d->env->mem, gpa, len);
+}
+
+static int drive_gsi(struct device *d, uint32_t gsi, uint8_t level)
+{
+    const struct device_env *env = d->env;
+    if (!env->irq_line)
+        return -ENOSYS;
+    if (d->irq_level[gsi] == level)
+        return 0;
+    d->irq_level[gsi] = level;
+    if (!env->irqs)
+        return env->irq_line(env->opaque, gsi, level);
+    /* The lock spans the ioctl so two devices' edges cannot be reordered. */
+    int r = 0;
+    pthread_mutex_lock(&env->irqs->lock);
+    uint16_t *c = &env->irqs->count[gsi];
+    if (level) {
+        if ((*c)++ == 0)
+            r = env->irq_line(env->opaque, gsi, 1);
+    } else if (*c > 0 && --(*c) == 0) {
+        r = env->irq_line(env->opaque, gsi, 0);
+    }
+    pthread_mutex_unlock(&env->irqs->lock);
+    return r;
+}
+
+static int h_irq_set_level(void *hctx, uint32_t gsi, uint32_t level)
+{
+    struct device *d = hctx;
+    if (gsi >= 24)
+        return -EINVAL;
+    return drive_gsi(d, gsi, level ? 1 : 0);
+}
+
+static int h_msi_send(void *hctx, uint64_t addr, uint32_t data)
+{
+    struct device *d = hctx;
+    return d->env->msi ? d->env->msi(d->env->opaque, addr, data) : -ENOSYS;
+}
+
+static void watch_ready(void *opaque, int fd, uint32_t revents)
+{
+    struct device_watch *w = opaque;
+    struct device *d = w->dev;
+    pthread_mutex_lock(&d->lock);
+    /* The plugin may have dropped the watch after epoll reported it. */
+    if (w->fd == fd && d->ops.fd_ready)
+        d->ops.fd_ready(d->state, fd, w->token, revents);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static int h_fd_watch(void *hctx, int fd, uint32_t events, uint64_t token)
+{
+    struct device *d = hctx;
+    if (fd < 0 || !d->env->el)
+        return -EINVAL;
+    struct device_watch *w = NULL, *free_slot = NULL;
+    for (int i = 0; i < DEVICE_MAX_WATCHES; i++) {
+        if (d->watches[i].fd == fd)
+            w = &d->watches[i];
+        else if (d->watches[i].fd < 0 && !free_slot)
+            free_slot = &d->watches[i];
+    }
+    if (!w)
+        w = free_slot;
+    if (!w)
+        return -ENOSPC;
+    uint32_t ev = events & (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP);
+    w->dev = d;
+    w->fd = fd;
+    w->token = token;
+    int r = el_watch(d->env->el, fd, ev, watch_ready, w);
+    if (r < 0)
+        w->fd = -1;
+    return r;
+}
+
+static int h_fd_unwatch(void *hctx, int fd)
+{
+    struct device *d = hctx;
+    for (int i = 0; i < DEVICE_MAX_WATCHES; i++) {
+        if (d->watches[i].fd == fd) {
+            d->watches[i].fd = -1;
+            return el_unwatch(d->env->el, fd);
+        }
+    }
+    return -ENOENT;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void timers_rearm(struct device *d)
+{
+    uint64_t next = 0;
+    for (int i = 0; i < DEVICE_MAX_TIMERS; i++)
+        if (d->timer_deadline[i] && (!next || d->timer_deadline[i] < next))
+            next = d->timer_deadline[i];
+    struct itimerspec its = {0};
+    if (next) {
+        its.it_value.tv_sec = (time_t)(next / 1000000000ull);
+        its.it_value.tv_nsec = (long)(next % 1000000000ull);
+        if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+            its.it_value.tv_nsec = 1;
+    }
+    timerfd_settime(d->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void timer_ready(void *opaque, int fd, uint32_t revents)
+{
+    struct device *d = opaque;
+    uint64_t expirations;
+    ssize_t r = read(fd, &expirations, sizeof(expirations));
+    (void)r;
+    (void)revents;
+    pthread_mutex_lock(&d->lock);
+    uint64_t now = mono_ns();
+    /* Fire every due timer once; callbacks may re-arm (that only sets deadlines). */
+    for (uint32_t i = 0; i < DEVICE_MAX_TIMERS; i++) {
+        if (d->timer_deadline[i] && d->timer_deadline[i] <= now) {
+            d->timer_deadline[i] = 0;
+            if (d->ops.timer_fired)
+                d->ops.timer_fired(d->state, i);
+        }
+    }
+    timers_rearm(d);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static int h_timer_arm(void *hctx, uint32_t timer_id, uint64_t deadline_ns)
+{
+    struct device *d = hctx;
+    if (timer_id >= DEVICE_MAX_TIMERS)
+        return -EINVAL;
+    if (d->timer_fd < 0) {
+        if (!d->env->el)
+            return -ENOSYS;
+        d->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (d->timer_fd < 0)
+            return -errno;
+        int r = el_watch(d->env->el, d->timer_fd, EPOLLIN, timer_ready, d);
+        if (r < 0) {
+            close(d->timer_fd);
+            d->timer_fd = -1;
+            return r;
+        }
+    }
+    d->timer_deadline[timer_id] = deadline_ns;
+    timers_rearm(d);
+    return 0;
+}
+
+static uint64_t h_clock_ns(void *hctx)
+{
+    (void)hctx;
+    return mono_ns();
+}
+
+static int64_t h_wallclock_ns(void *hctx)
+{
+    (void)hctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static int64_t h_chr_write(void *hctx, const void *buf, uint64_t len)
+{
+    struct device *d = hctx;
+    if (!d->chr)
+        return -ENODEV;
+    return chr_write(d->chr, buf, len);
+}
+
+static void h_chr_input_ready(void *hctx)
+{
+    struct device *d = hctx;
+    if (d->chr)
+        chr_input_ready(d->chr);
+}
+
+static void h_request_shutdown(void *hctx, uint32_t kind)
+{
+    struct device *d = hctx;
+    log_info("%s: guest requested %s", d->name,
+             kind == NIMBUS_SHUTDOWN_RESET ? "reset" : "power off");
+    if (d->env->shutdown)
+        d->env->shutdown(d->env->opaque, kind);
+}
+
+const nimbus_host_api device_host_api = {
+    .struct_size = sizeof(nimbus_host_api),
+    .abi_major = NIMBUS_ABI_MAJOR,
+    .abi_minor = NIMBUS_ABI_MINOR,
+    .log = h_log,
+    .gpa_read = h_gpa_read,
+    .gpa_write = h_gpa_write,
+    .gpa_map = h_gpa_map,
+    .irq_set_level = h_irq_set_level,
+    .msi_send = h_msi_send,
+    .fd_watch = h_fd_watch,
+    .fd_unwatch = h_fd_unwatch,
+    .timer_arm = h_timer_arm,
+    .clock_ns = h_clock_ns,
+    .wallclock_ns = h_wallclock_ns,
+    .chr_write = h_chr_write,
+    .chr_input_ready = h_chr_input_ready,
+    .request_shutdown = h_request_shutdown,
+};
+
+/* ---- instances ----------------------------------------------------------- */
+
+static void device_io(void *opaque, uint32_t region, uint64_t offset, void *data, uint32_t len,
+                      int is_write)
+{
+    struct device *d = opaque;
+    int r;
+    pthread_mutex_lock(&d->lock);
+    if (is_write)
+        r = d->ops.io_write ? d->ops.io_write(d->state, region, offset, data, len) : -ENOSYS;
+    else
+        r = d->ops.io_read ? d->ops.io_read(d->state, region, offset, data, len) : -ENOSYS;
+    if (r < 0)
+        d->bad_accesses++;
+    pthread_mutex_unlock(&d->lock);
+    if (r < 0) {
+        if (!is_write)
+            memset(data, 0xff, len);
+        log_debug("%s: rejected %u-byte %s at region %u offset 0x%llx: %s", d->name, len,
+                  is_write ? "write" : "read", region, (unsigned long long)offset,
+                  strerror(-r));
+    }
+}
+
+static uint64_t device_chr_sink(void *opaque, const void *buf, uint64_t len)
+{
+    struct device *d = opaque;
+    uint64_t n = 0;
+    pthread_mutex_lock(&d->lock);
+    if (d->ops.chr_input)
+        n = d->ops.chr_input(d->state, buf, len);
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
+static int region_ok(const struct device *d, const nimbus_region *r, char *err, size_t errlen)
+{
+    uint64_t last;
+    if (r->size == 0 || __builtin_add_overflow(r->base, r->size - 1, &last)) {
+        snprintf(err, errlen, "%s: region at 0x%llx has an invalid size", d->name,
+                 (unsigned long long)r->base);
+        return -1;
+    }
+    if (r->kind == NIMBUS_REGION_PIO) {
+        if (last > 0xffff) {
+            snprintf(err, errlen, "%s: I/O ports 0x%llx-0x%llx are beyond 0xffff", d->name,
+                     (unsigned long long)r->base, (unsigned long long)last);
+            return -1;
+        }
+        return 0;
+    }
+    if (r->kind == NIMBUS_REGION_MMIO) {
+        const struct guest_mem *gm = d->env->mem;
+        for (unsigned i = 0; gm && i < gm->nregions; i++) {
+            uint64_t rs = gm->regions[i].gpa, re = rs + gm->regions[i].size - 1;
+            if (r->base <= re && last >= rs) {
+                snprintf(err, errlen, "%s: MMIO 0x%llx-0x%llx overlaps guest RAM", d->name,
+                         (unsigned long long)r->base, (unsigned long long)last);
+                return -1;
+            }
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "%s: unknown region kind %u", d->name, r->kind);
+    return -1;
+}
+
+struct device *device_create(const nimbus_plugin *p, const char *options,
+                             const struct device_env *env, struct chardev *chr, char *err,
+                             size_t errlen)
+{
+    struct device *d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(d->name, sizeof(d->name), "%s", p->name);
+    d->plugin = p;
+    /* Copy what the plugin has; members it does not know stay NULL. */
+    size_t n = p->ops->struct_size < sizeof(d->ops) ? p->ops->struct_size : sizeof(d->ops);
+    memcpy(&d->ops, p->ops, n);
+    d->ops.struct_size = sizeof(d->ops);
+    d->env = env;
+    d->chr = chr;
+    d->timer_fd = -1;
+    for (int i = 0; i < DEVICE_MAX_WATCHES; i++)
+        d->watches[i].fd = -1;
+    pthread_mutex_init(&d->lock, NULL);
+
+    char perr[256] = "";
+    uint32_t nreg = NIMBUS_MAX_REGIONS;
+    pthread_mutex_lock(&d->lock);
+    int r = d->ops.create(&device_host_api, d, options ? options : "", &d->state, d->regions,
+                          &nreg, perr, sizeof(perr));
+    pthread_mutex_unlock(&d->lock);
+    if (r < 0) {
+        snprintf(err, errlen, "%s: %s", p->name, perr[0] ? perr : strerror(-r));
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+        return NULL;
+    }
+    if (nreg > NIMBUS_MAX_REGIONS) {
+        snprintf(err, errlen, "%s: plugin reported %u regions (max %u)", p->name, nreg,
+                 NIMBUS_MAX_REGIONS);
+        goto fail;
+    }
+    d->nregions = nreg;
+    for (uint32_t i = 0; i < nreg; i++) {
+        const nimbus_region *rg = &d->regions[i];
+        if (region_ok(d, rg, err, errlen) < 0)
+            goto fail;
+        struct bus *b = rg->kind == NIMBUS_REGION_PIO ? env->pio : env->mmio;
+        if (!b)
+            continue;
+        r = bus_add(b, rg->base, rg->size, device_io, d, i);
+        if (r < 0) {
+            snprintf(err, errlen, "%s: %s 0x%llx-0x%llx %s", p->name, b->name,
+                     (unsigned long long)rg->base,
+                     (unsigned long long)(rg->base + rg->size - 1),
+                     r == -EEXIST ? "is already used by another device" : strerror(-r));
+            goto fail;
+        }
+        d->nmapped = i + 1;
+    }
+    if (chr && chr_attach(chr, device_chr_sink, d) < 0) {
+        snprintf(err, errlen, "%s: cannot attach its character backend", p->name);
+        goto fail;
+    }
+    return d;
+fail:
+    device_destroy(d);
+    return NULL;
+}
+
+void device_reset(struct device *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->ops.reset(d->state);
+    pthread_mutex_unlock(&d->lock);
+}
+
+void device_destroy(struct device *d)
+{
+    if (!d)
+        return;
+    if (d->chr)
+        chr_detach(d->chr);
+    for (uint32_t i = 0; i < d->nmapped; i++) {
+        struct bus *b = d->regions[i].kind == NIMBUS_REGION_PIO ? d->env->pio : d->env->mmio;
+        if (b)
+            bus_remove(b, d->regions[i].base);
+    }
+    pthread_mutex_lock(&d->lock);
+    if (d->ops.flush) {
+        int r = d->ops.flush(d->state);
+        if (r < 0)
+            log_error("%s: flush failed: %s", d->name, strerror(-r));
+    }
+    if (d->state)
+        d->ops.destroy(d->state);
+    d->state = NULL;
+    /* A removed device must not keep a shared line asserted. */
+    for (uint32_t g = 0; g < 24; g++)
+        if (d->irq_level[g])
+            drive_gsi(d, g, 0);
+    pthread_mutex_unlock(&d->lock);
+    for (int i = 0; i < DEVICE_MAX_WATCHES; i++)
+        if (d->watches[i].fd >= 0 && d->env->el)
+            el_unwatch(d->env->el, d->watches[i].fd);
+    if (d->timer_fd >= 0) {
+        if (d->env->el)
+            el_unwatch(d->env->el, d->timer_fd);
+        close(d->timer_fd);
+    }
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}

@@ -1,0 +1,91 @@
+/*
+ * Device instances: a loaded plugin, its state pointer, its lock, and the
+ * host services the core implements for it (nimbus_host_api).
+ */
+#ifndef NIMBUS_DEVICE_H
+#define NIMBUS_DEVICE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "chardev.h"
+#include "eventloop.h"
+#include "memory.h"
+#include "nimbus/plugin_abi.h"
+
+#define DEVICE_MAX_WATCHES 32
+#define DEVICE_MAX_TIMERS 16
+
+/* Devices may share a GSI: the line is high while any of them drives it. */
+struct irq_share {
+    pthread_mutex_t lock;
+    uint16_t count[24];
+};
+
+/* What the machine gives every device; the VM fills it, tests may fake it. */
+struct device_env {
+    struct guest_mem *mem;
+    struct event_loop *el;
+    struct bus *pio, *mmio;
+    int (*irq_line)(void *opaque, uint32_t gsi, uint32_t level);
+    int (*msi)(void *opaque, uint64_t addr, uint32_t data);
+    void (*shutdown)(void *opaque, uint32_t kind);
+    void *opaque;
+    struct irq_share *irqs; /* NULL: levels go straight to irq_line */
+};
+
+struct device_watch {
+    struct device *dev;
+    int fd;     /* -1 when the slot is free */
+    uint64_t token;
+};
+
+struct device {
+    char name[64];
+    const nimbus_plugin *plugin;
+    nimbus_device_ops ops; /* host-sized copy: absent ops are NULL */
+    void *state;           /* the plugin's instance */
+    pthread_mutex_t lock;  /* serialises every call into the plugin */
+    nimbus_region regions[NIMBUS_MAX_REGIONS];
+    uint32_t nregions;
+    uint32_t nmapped;      /* regions registered on a bus */
+    const struct device_env *env;
+    struct chardev *chr;   /* optional character backend */
+    struct device_watch watches[DEVICE_MAX_WATCHES];
+    int timer_fd;
+    uint64_t timer_deadline[DEVICE_MAX_TIMERS];
+    uint64_t bad_accesses;
+    uint8_t irq_level[24]; /* this device's contribution per GSI */
+    struct device *next;
+};
+
+/* The host services table every device gets. */
+extern const nimbus_host_api device_host_api;
+
+/*
+ * Find and validate a plugin.  `name` is a path (contains '/') or a bare
+ * name looked up as NAME.so in `dirs` (NULL-terminated).  ABI checks: major
+ * equal, minor <= ours, table sizes large enough, required ops present.
+ */
+const nimbus_plugin *plugin_load(const char *name, const char *const *dirs, char *err,
+                                 size_t errlen);
+/* Validate an already-resolved descriptor (unit tests use this directly). */
+int plugin_check(const nimbus_plugin *p, const char *where, char *err, size_t errlen);
+
+/* The default plugin search path (env, --plugin-dir, next to the binary). */
+void plugin_default_dirs(const char *cli_dir, char storage[4][4096], const char *dirs[5]);
+
+/*
+ * Create a device from a plugin with an options string, map its regions on
+ * the env's buses and attach chr (may be NULL; ownership stays with caller).
+ */
+struct device *device_create(const nimbus_plugin *p, const char *options,
+                             const struct device_env *env, struct chardev *chr, char *err,
+                             size_t errlen);
+void device_reset(struct device *d);
+/* Flush (if the plugin can), unmap, destroy.  The event loop must be stopped. */
+void device_destroy(struct device *d);
+
+#endif

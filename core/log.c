@@ -1,0 +1,61 @@
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+static int log_level = LOG_WARN;
+static FILE *log_fp;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
+
+void log_set_level(int level)
+{
+    if (level < LOG_ERROR)
+        level = LOG_ERROR;
+    if (level > LOG_TRACE)
+        level = LOG_TRACE;
+    log_level = level;
+}
+
+int log_get_level(void) { return log_level; }
+
+int log_set_file(const char *path)
+{
+    FILE *fp = fopen(path, "ae");
+    if (!fp)
+        return -errno;
+    setvbuf(fp, NULL, _IOLBF, 0);
+    pthread_mutex_lock(&log_lock);
+    if (log_fp)
+        fclose(log_fp);
+    log_fp = fp;
+    pthread_mutex_unlock(&log_lock);
+    return 0;
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+    if (level > log_level)
+        return;
+    if (level < LOG_ERROR)
+        level = LOG_ERROR;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    pthread_mutex_lock(&log_lock);
+    /* Timestamps are monotonic seconds so boot phases can be read off a log. */
+    fprintf(log_fp ? log_fp : stderr, "nimbus[%ld.%06ld] %s: %s\n", (long)ts.tv_sec,
+            ts.tv_nsec / 1000, level_names[level], msg);
+    pthread_mutex_unlock(&log_lock);
+}

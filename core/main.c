@@ -1,0 +1,88 @@
+/* nimbus: parse the command line, build the VM, run it, map its end to an exit code. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "vcpu.h"
+#include "vm.h"
+
+int main(int argc, char **argv)
+{
+    struct vm_config cfg;
+    config_init(&cfg);
+    char err[1024] = "";
+    enum cli_result cr = cli_parse(argc, argv, &cfg, stdout, err, sizeof(err));
+    if (cr == CLI_EXIT_OK) {
+        config_free(&cfg);
+        return 0;
+    }
+    if (cr == CLI_ERROR) {
+        fprintf(stderr, "nimbus: error: %s\n", err);
+        fprintf(stderr, "Try 'nimbus --help' for more information.\n");
+        config_free(&cfg);
+        return 2;
+    }
+    log_set_level(LOG_WARN + cfg.verbosity);
+    if (cfg.log_file) {
+        int r = log_set_file(cfg.log_file);
+        if (r < 0) {
+            fprintf(stderr, "nimbus: error: --log-file: cannot open '%s': %s\n", cfg.log_file,
+                    strerror(-r));
+            config_free(&cfg);
+            return 2;
+        }
+    }
+
+    /*
+     * Every thread inherits this mask: termination signals are read from a
+     * signalfd by the event loop, and the vCPU kick signal is unblocked only
+     * in vCPU threads.  A vanished serial reader must not kill the VMM.
+     */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (vcpu_signals_init() < 0) {
+        fprintf(stderr, "nimbus: error: cannot install signal handlers: %s\n", strerror(errno));
+        config_free(&cfg);
+        return 1;
+    }
+
+    struct vm vm;
+    int status = 1;
+    if (vm_create(&vm, &cfg, err, sizeof(err)) < 0 || vm_boot(&vm, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        vm_destroy(&vm);
+        config_free(&cfg);
+        return 1;
+    }
+    enum vm_exit why = vm_wait(&vm);
+    switch (why) {
+    case VM_EXIT_POWEROFF:
+        log_info("guest powered off");
+        status = 0;
+        break;
+    case VM_EXIT_RESET:
+        log_info("guest reset; nimbus exits (reboot ends the VMM)");
+        status = 0;
+        break;
+    case VM_EXIT_SIGNAL:
+        status = 128 + vm.exit_signal;
+        break;
+    default:
+        status = 1;
+        break;
+    }
+    vm_destroy(&vm);
+    config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,248 @@
+/*
+ * Guest RAM: one host mapping, split into at most two guest regions around
+ * the 32-bit MMIO hole.  The hole is not backed by host memory: the high
+ * region starts in the host mapping right where the low one ends.
+ */
+#include "memory.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "layout.h"
+#include "log.h"
+
+/* Architectural limit of x86-64 physical addresses; also keeps every
+ * gpa + size computation below from overflowing. */
+#define GM_MAX_GPA (1ull << 52)
+#define GM_PAGE 4096ull
+#define GM_HUGE_PAGE (2ull << 20)
+
+int gm_layout(uint64_t size, struct guest_region *out, unsigned max)
+{
+    const uint64_t low_max = LAYOUT_MMIO32_START;
+
+    if (size == 0 || !out || max == 0)
+        return -1;
+    if (size > low_max && size - low_max > GM_MAX_GPA - LAYOUT_RAM_ABOVE_4G)
+        return -1;
+
+    out[0] = (struct guest_region){.gpa = 0, .size = size < low_max ? size : low_max};
+    if (size <= low_max)
+        return 1;
+    if (max < 2)
+        return -1;
+    out[1] = (struct guest_region){.gpa = LAYOUT_RAM_ABOVE_4G, .size = size - low_max};
+    return 2;
+}
+
+/* Point every region at its place in the host mapping (regions are packed). */
+static int gm_setup(struct guest_mem *gm, uint8_t *base, uint64_t size)
+{
+    int n = gm_layout(size, gm->regions, GUEST_MEM_MAX_REGIONS);
+    uint64_t off = 0;
+
+    if (n < 0)
+        return -EINVAL;
+    gm->nregions = (unsigned)n;
+    for (unsigned i = 0; i < gm->nregions; i++) {
+        gm->regions[i].host = base + off;
+        off += gm->regions[i].size;
+    }
+    gm->base = base;
+    gm->ram_size = size;
+    return 0;
+}
+
+static void gm_advise(uint8_t *base, uint64_t size, const struct memory_config *cfg)
+{
+    /* Guest RAM in a core dump is huge and may hold guest secrets. */
+    if (madvise(base, size, MADV_DONTDUMP) != 0)
+        log_debug("memory: MADV_DONTDUMP failed: %s", strerror(errno));
+    /* Explicit hugetlb pages are already huge; THP only applies otherwise. */
+    if (cfg->thp && !cfg->hugepages && madvise(base, size, MADV_HUGEPAGE) != 0)
+        log_debug("memory: MADV_HUGEPAGE failed: %s", strerror(errno));
+    /* KSM may be compiled out; the guest still runs, so only warn. */
+    if (cfg->mergeable && madvise(base, size, MADV_MERGEABLE) != 0)
+        log_warn("memory: mergeable=on ignored, MADV_MERGEABLE failed: %s", strerror(errno));
+}
+
+static int gm_open_memfd(const struct memory_config *cfg)
+{
+    unsigned flags = MFD_CLOEXEC | (cfg->hugepages ? MFD_HUGETLB : 0u);
+    int fd = memfd_create("nimbus-guest-ram", flags);
+
+    if (fd < 0)
+        return -errno;
+    if (ftruncate(fd, (off_t)cfg->size) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int gm_map(struct guest_mem *gm, const struct memory_config *cfg)
+{
+    struct guest_region probe[GUEST_MEM_MAX_REGIONS];
+    int prot = PROT_READ | PROT_WRITE, flags, fd = -1, rc;
+    void *p;
+
+    if (!gm || !cfg)
+        return -EINVAL;
+    memset(gm, 0, sizeof(*gm));
+    gm->memfd = -1;
+    if (gm_layout(cfg->size, probe, GUEST_MEM_MAX_REGIONS) < 0)
+        return -EINVAL;
+    /* KVM memslots are page granular; hugetlb mappings are 2 MiB granular. */
+    if (cfg->size % (cfg->hugepages ? GM_HUGE_PAGE : GM_PAGE) != 0)
+        return -EINVAL;
+
+    if (cfg->shared) {
+        fd = gm_open_memfd(cfg);
+        if (fd < 0)
+            return fd;
+        flags = MAP_SHARED;
+    } else {
+        flags = MAP_PRIVATE | MAP_ANONYMOUS | (cfg->hugepages ? MAP_HUGETLB : 0);
+    }
+    /* Hugetlb pages are reserved up front so a shortage fails here, not as
+     * a SIGBUS when the guest first touches the page. */
+    if (!cfg->hugepages)
+        flags |= MAP_NORESERVE;
+    if (cfg->prefault)
+        flags |= MAP_POPULATE;
+
+    p = mmap(NULL, (size_t)cfg->size, prot, flags, fd, 0);
+    if (p == MAP_FAILED) {
+        rc = -errno;
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    gm_setup(gm, p, cfg->size);
+    gm->mapped = cfg->size;
+    gm->memfd = fd;
+    gm_advise(p, cfg->size, cfg);
+    return 0;
+}
+
+int gm_wrap(struct guest_mem *gm, void *buf, uint64_t size)
+{
+    if (!gm)
+        return -EINVAL;
+    memset(gm, 0, sizeof(*gm));
+    gm->memfd = -1;
+    if (!buf)
+        return -EINVAL;
+    /* mapped stays 0: the buffer is the caller's, gm_unmap must not free it. */
+    return gm_setup(gm, buf, size);
+}
+
+void gm_unmap(struct guest_mem *gm)
+{
+    if (!gm)
+        return;
+    if (gm->base && gm->mapped)
+        munmap(gm->base, (size_t)gm->mapped);
+    if (gm->memfd >= 0)
+        close(gm->memfd);
+    memset(gm, 0, sizeof(*gm));
+    gm->memfd = -1;
+}
+
+/* The region holding gpa (gpa == region end counts only when end_ok). */
+static const struct guest_region *gm_find(const struct guest_mem *gm, uint64_t gpa, int end_ok)
+{
+    if (!gm)
+        return NULL;
+    for (unsigned i = 0; i < gm->nregions && i < GUEST_MEM_MAX_REGIONS; i++) {
+        const struct guest_region *r = &gm->regions[i];
+        if (gpa < r->gpa)
+            continue;
+        if (gpa - r->gpa < r->size || (end_ok && gpa - r->gpa == r->size))
+            return r;
+    }
+    return NULL;
+}
+
+void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+    const struct guest_region *r = gm_find(gm, gpa, len == 0);
+    uint64_t off;
+
+    if (!r)
+        return NULL;
+    off = gpa - r->gpa;
+    /* off <= size holds, so the subtraction cannot wrap. */
+    if (len > r->size - off)
+        return NULL;
+    return r->host + off;
+}
+
+/*
+ * Walk [gpa, gpa+len) region by region, copying into dst or out of src.
+ * With neither it only checks that every byte is RAM, so a failing access
+ * never leaves a partial copy behind.
+ */
+static int gm_walk(const struct guest_mem *gm, uint64_t gpa, uint64_t len, uint8_t *dst,
+                   const uint8_t *src)
+{
+    uint64_t end, done = 0;
+
+    if (len == 0)
+        return 0;
+    if (__builtin_add_overflow(gpa, len, &end))
+        return -EFAULT;
+    while (gpa < end) {
+        const struct guest_region *r = gm_find(gm, gpa, 0);
+        uint64_t off, chunk;
+
+        if (!r)
+            return -EFAULT;
+        off = gpa - r->gpa;
+        chunk = r->size - off;
+        if (chunk > end - gpa)
+            chunk = end - gpa;
+        if (dst)
+            memcpy(dst + done, r->host + off, (size_t)chunk);
+        else if (src)
+            memcpy(r->host + off, src + done, (size_t)chunk);
+        done += chunk;
+        gpa += chunk;
+    }
+    return 0;
+}
+
+int gm_read(const struct guest_mem *gm, uint64_t gpa, void *dst, uint64_t len)
+{
+    if (len && !dst)
+        return -EINVAL;
+    if (gm_walk(gm, gpa, len, NULL, NULL) != 0)
+        return -EFAULT;
+    return gm_walk(gm, gpa, len, dst, NULL);
+}
+
+int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len)
+{
+    if (len && !src)
+        return -EINVAL;
+    if (gm_walk(gm, gpa, len, NULL, NULL) != 0)
+        return -EFAULT;
+    return gm_walk(gm, gpa, len, NULL, src);
+}
+
+uint64_t gm_low_ram_end(const struct guest_mem *gm)
+{
+    uint64_t end = 0;
+
+    if (!gm)
+        return 0;
+    for (unsigned i = 0; i < gm->nregions && i < GUEST_MEM_MAX_REGIONS; i++) {
+        const struct guest_region *r = &gm->regions[i];
+        if (r->gpa < LAYOUT_MMIO32_START && r->gpa + r->size > end)
+            end = r->gpa + r->size;
+    }
+    return end;
+}

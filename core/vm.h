@@ -1,0 +1,82 @@
+/*
+ * A virtual machine: KVM VM, guest memory, buses, devices, vCPUs and the
+ * device event loop, with an explicit lifecycle state machine that the
+ * control plane (API, snapshot, migration) drives later.
+ */
+#ifndef NIMBUS_VM_H
+#define NIMBUS_VM_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "config.h"
+#include "cpuid.h"
+#include "device.h"
+#include "eventloop.h"
+#include "kvm.h"
+#include "memory.h"
+
+/*
+ * CREATED --boot--> RUNNING <--pause/resume--> PAUSED
+ *    any --stop--> SHUTDOWN (terminal)
+ */
+enum vm_state { VM_CREATED = 0, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
+
+enum vm_exit {
+    VM_EXIT_NONE = 0,
+    VM_EXIT_POWEROFF, /* ACPI S5: exit 0 */
+    VM_EXIT_RESET,    /* i8042 / triple fault: exit 0 (reboot ends nimbus) */
+    VM_EXIT_ERROR,    /* vCPU could not continue: exit 1 */
+    VM_EXIT_SIGNAL,   /* SIGINT/SIGTERM/SIGHUP: exit 128+signo */
+};
+
+struct vcpu;
+
+struct vm {
+    struct vm_config *cfg;
+    struct kvm kvm;
+    struct guest_mem mem;
+    struct bus pio, mmio;
+    struct event_loop *el;
+    struct device_env env;
+    struct irq_share irqs;
+    struct device *devices;
+    struct chardev *serial;
+    struct cpu_topology topo;
+    struct vcpu *vcpus;
+    uint32_t nvcpus;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    enum vm_state state;
+    enum vm_exit exit_reason;
+    int exit_signal;
+    int signal_fd;
+    uint32_t vcpus_paused;
+};
+
+const char *vm_state_name(enum vm_state s);
+/* True when the lifecycle allows from -> to. */
+int vm_transition_allowed(enum vm_state from, enum vm_state to);
+
+/* Build everything up to (not including) running vCPUs. */
+int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen);
+/* Start the event loop and vCPUs: CREATED -> RUNNING. */
+int vm_boot(struct vm *vm, char *err, size_t errlen);
+/* RUNNING <-> PAUSED; every vCPU is out of KVM_RUN when pause returns. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+/* Record why the VM ends (first reason wins) and wake vm_wait.  Any thread. */
+void vm_request_exit(struct vm *vm, enum vm_exit why, int signo);
+/* Block until an exit was requested; returns the reason. */
+enum vm_exit vm_wait(struct vm *vm);
+/* Stop vCPUs and the loop, flush and destroy devices, free memory. */
+void vm_destroy(struct vm *vm);
+
+/* For vCPU threads. */
+int vm_should_stop(struct vm *vm);
+/* Called by a vCPU thread when it sees a pause request; blocks until resumed/stopped. */
+void vm_vcpu_park(struct vm *vm);
+
+#endif

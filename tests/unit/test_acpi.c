@@ -1,0 +1,1148 @@
+/*
+ * ACPI tables: structure and checksums of every table as written to guest
+ * memory, MADT contents for several vCPU counts (xAPIC and x2APIC), the
+ * FADT's hardware-reduced sleep registers, the DSDT's AML (byte-exact and
+ * through `iasl -d`), the AML encoder's corner cases, and failure paths
+ * (too many vCPUs, bad device descriptions, short buffers).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "acpi/acpi.h"
+#include "acpi/aml.h"
+#include "acpi/sdt.h"
+#include "layout.h"
+#include "log.h"
+#include "memory.h"
+
+#define RAM_SIZE (2ull << 20)
+#define SLEEP_PORT LAYOUT_PORT_ACPI_SLEEP
+
+static const struct acpi_legacy_dev std_devs[] = {
+    {"PNP0501", "COM1", LAYOUT_COM1_PORT, 8, LAYOUT_COM1_IRQ},
+    {"PNP0B00", "RTC_", LAYOUT_RTC_PORT, 2, LAYOUT_RTC_IRQ},
+};
+
+struct vm_ram {
+    uint8_t *ram;
+    struct guest_mem gm;
+};
+
+static int ram_setup(void **state)
+{
+    struct vm_ram *m = calloc(1, sizeof(*m));
+    assert_non_null(m);
+    m->ram = malloc(RAM_SIZE);
+    assert_non_null(m->ram);
+    memset(m->ram, 0xaa, RAM_SIZE);
+    assert_int_equal(gm_wrap(&m->gm, m->ram, RAM_SIZE), 0);
+    *state = m;
+    return 0;
+}
+
+static int ram_teardown(void **state)
+{
+    struct vm_ram *m = *state;
+    free(m->ram);
+    free(m);
+    return 0;
+}
+
+static uint64_t build(struct vm_ram *m, uint32_t ncpus, uint16_t sleep_port)
+{
+    struct acpi_config cfg = {.ncpus = ncpus,
+                              .sleep_port = sleep_port,
+                              .devs = std_devs,
+                              .ndevs = sizeof(std_devs) / sizeof(std_devs[0])};
+    memset(m->ram, 0xaa, RAM_SIZE);
+    return acpi_build(&m->gm, &cfg);
+}
+
+static uint16_t le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static uint8_t sum(const uint8_t *p, size_t n)
+{
+    uint8_t s = 0;
+    while (n--)
+        s = (uint8_t)(s + *p++);
+    return s;
+}
+
+/*
+ * The table at gpa: inside the ACPI window, 16-byte aligned, of signature
+ * sig, with a valid checksum and nimbus's OEM fields.  Returns a host
+ * pointer and its length.
+ */
+static const uint8_t *table_at(const struct guest_mem *gm, uint64_t gpa, const char *sig,
+                               uint32_t *len_out)
+{
+    assert_true(gpa >= LAYOUT_ACPI_START);
+    assert_true(gpa + SDT_HEADER_LEN <= LAYOUT_ACPI_START + LAYOUT_ACPI_SIZE);
+    assert_int_equal(gpa % 16, 0);
+    const uint8_t *h = gm_ptr(gm, gpa, SDT_HEADER_LEN);
+    assert_non_null(h);
+    uint32_t len = le32(h + 4);
+    assert_true(len >= SDT_HEADER_LEN);
+    assert_true(gpa + len <= LAYOUT_ACPI_START + LAYOUT_ACPI_SIZE);
+    const uint8_t *t = gm_ptr(gm, gpa, len);
+    assert_non_null(t);
+    assert_memory_equal(t, sig, 4);
+    assert_int_equal(sum(t, len), 0);
+    assert_memory_equal(t + 10, "NIMBUS", 6);
+    assert_memory_equal(t + 16, "NIMBUSVM", 8);
+    assert_memory_equal(t + 28, "NMBS", 4);
+    if (len_out)
+        *len_out = len;
+    return t;
+}
+
+static const uint8_t *rsdp_at(const struct guest_mem *gm, uint64_t rsdp)
+{
+    assert_int_equal(rsdp, LAYOUT_ACPI_START);
+    const uint8_t *r = gm_ptr(gm, rsdp, RSDP_LEN);
+    assert_non_null(r);
+    assert_memory_equal(r, "RSD PTR ", 8);
+    assert_int_equal(sum(r, 20), 0);
+    assert_int_equal(sum(r, 36), 0);
+    assert_int_equal(r[15], 2);
+    assert_int_equal(le32(r + 20), 36);
+    assert_memory_equal(r + 9, "NIMBUS", 6);
+    return r;
+}
+
+/* Find the table with signature sig through RSDP -> XSDT (exactly once). */
+static const uint8_t *find_table(const struct guest_mem *gm, uint64_t rsdp, const char *sig,
+                                 uint32_t *len_out)
+{
+    const uint8_t *r = rsdp_at(gm, rsdp);
+    uint32_t xlen;
+    const uint8_t *x = table_at(gm, le64(r + 24), "XSDT", &xlen);
+    const uint8_t *found = NULL;
+    for (uint32_t off = SDT_HEADER_LEN; off + 8 <= xlen; off += 8) {
+        uint64_t gpa = le64(x + off);
+        const uint8_t *h = gm_ptr(gm, gpa, 4);
+        assert_non_null(h);
+        if (memcmp(h, sig, 4) == 0) {
+            assert_null(found);
+            found = table_at(gm, gpa, sig, len_out);
+        }
+    }
+    return found;
+}
+
+/* ---- RSDP / XSDT ----------------------------------------------------------- */
+
+static void test_rsdp_xsdt(void **state)
+{
+    struct vm_ram *m = *state;
+    uint64_t rsdp = build(m, 2, SLEEP_PORT);
+    const uint8_t *r = rsdp_at(&m->gm, rsdp);
+
+    assert_int_equal(le32(r + 16), 0); /* no RSDT */
+    uint32_t xlen;
+    uint64_t xsdt = le64(r + 24);
+    const uint8_t *x = table_at(&m->gm, xsdt, "XSDT", &xlen);
+    assert_int_equal(x[8], 1);
+    assert_int_equal((xlen - SDT_HEADER_LEN) % 8, 0);
+
+    /* Every listed table is valid, listed once, and no two tables overlap. */
+    struct {
+        uint64_t gpa;
+        uint32_t len;
+    } seen[16];
+    unsigned n = 0, facp = 0, apic = 0;
+    seen[n].gpa = rsdp;
+    seen[n++].len = RSDP_LEN;
+    seen[n].gpa = xsdt;
+    seen[n++].len = xlen;
+    for (uint32_t off = SDT_HEADER_LEN; off < xlen; off += 8) {
+        uint64_t gpa = le64(x + off);
+        const uint8_t *h = gm_ptr(&m->gm, gpa, 4);
+        assert_non_null(h);
+        char sig[5] = {0};
+        memcpy(sig, h, 4);
+        uint32_t len;
+        table_at(&m->gm, gpa, sig, &len);
+        facp += strcmp(sig, "FACP") == 0;
+        apic += strcmp(sig, "APIC") == 0;
+        assert_true(n < 15);
+        seen[n].gpa = gpa;
+        seen[n++].len = len;
+    }
+    assert_int_equal(facp, 1);
+    assert_int_equal(apic, 1);
+    assert_int_equal(n, 4);
+
+    /* The DSDT hangs off the FADT, not the XSDT. */
+    uint32_t flen, dlen;
+    const uint8_t *f = find_table(&m->gm, rsdp, "FACP", &flen);
+    seen[n].gpa = le64(f + FADT_OFF_X_DSDT);
+    table_at(&m->gm, seen[n].gpa, "DSDT", &dlen);
+    seen[n++].len = dlen;
+
+    for (unsigned i = 0; i < n; i++)
+        for (unsigned j = i + 1; j < n; j++)
+            assert_true(seen[i].gpa + seen[i].len <= seen[j].gpa ||
+                        seen[j].gpa + seen[j].len <= seen[i].gpa);
+}
+
+/* ---- FADT ------------------------------------------------------------------ */
+
+static void check_gas_io8(const uint8_t *g, uint16_t port)
+{
+    assert_int_equal(g[0], 1); /* SystemIO */
+    assert_int_equal(g[1], 8); /* bit width */
+    assert_int_equal(g[2], 0); /* bit offset */
+    assert_int_equal(g[3], 1); /* byte access */
+    assert_int_equal(le64(g + 4), port);
+}
+
+static void check_fadt(struct vm_ram *m, uint16_t port)
+{
+    uint64_t rsdp = build(m, 4, port);
+    assert_int_equal(rsdp, LAYOUT_ACPI_START);
+    uint32_t len;
+    const uint8_t *f = find_table(&m->gm, rsdp, "FACP", &len);
+    assert_non_null(f);
+
+    assert_int_equal(len, 276);
+    assert_int_equal(f[8], 6);
+    assert_int_equal(f[FADT_OFF_MINOR_REVISION], 3);
+
+    uint32_t flags = le32(f + FADT_OFF_FLAGS);
+    assert_true(flags & (1u << 20));  /* HW_REDUCED_ACPI */
+    assert_false(flags & (1u << 10)); /* no RESET_REG_SUP: reboot via the i8042 */
+    assert_int_equal(flags & FADT_FLAG_HW_REDUCED_ACPI, 1u << 20);
+    static const uint8_t zero[128];
+    assert_memory_equal(f + FADT_OFF_RESET_REG, zero, 12);
+    assert_int_equal(f[FADT_OFF_RESET_VALUE], 0);
+
+    uint16_t iapc = le16(f + FADT_OFF_IAPC_BOOT_ARCH);
+    assert_false(iapc & (1u << 5)); /* CMOS RTC present */
+    assert_false(iapc & (1u << 1)); /* no PS/2 devices to probe */
+    assert_int_equal(FADT_IAPC_CMOS_RTC_NOT_PRESENT | FADT_IAPC_8042, (1u << 5) | (1u << 1));
+
+    check_gas_io8(f + FADT_OFF_SLEEP_CONTROL, port);
+    check_gas_io8(f + FADT_OFF_SLEEP_STATUS, port);
+
+    /* No FACS, no SCI, no fixed PM hardware. */
+    assert_int_equal(le32(f + FADT_OFF_FACS), 0);
+    assert_int_equal(le64(f + FADT_OFF_X_FACS), 0);
+    assert_int_equal(le16(f + FADT_OFF_SCI_INT), 0);
+    assert_memory_equal(f + 48, zero, 96 - 48);       /* SMI_CMD .. GPE1_BASE */
+    assert_memory_equal(f + 148, zero, 244 - 148);    /* X_PM1a_EVT_BLK .. X_GPE1_BLK */
+
+    /* X_DSDT only (the 32-bit field must then be 0). */
+    assert_int_equal(le32(f + FADT_OFF_DSDT), 0);
+    table_at(&m->gm, le64(f + FADT_OFF_X_DSDT), "DSDT", NULL);
+    assert_memory_equal(f + FADT_OFF_HYPERVISOR_ID, "NIMBUS", 6);
+}
+
+static void test_fadt(void **state)
+{
+    check_fadt(*state, SLEEP_PORT);
+    check_fadt(*state, 0xb004);
+}
+
+/* ---- MADT ------------------------------------------------------------------ */
+
+static void check_madt(struct vm_ram *m, uint32_t ncpus)
+{
+    uint64_t rsdp = build(m, ncpus, SLEEP_PORT);
+    assert_int_equal(rsdp, LAYOUT_ACPI_START);
+    uint32_t len;
+    const uint8_t *t = find_table(&m->gm, rsdp, "APIC", &len);
+    assert_non_null(t);
+    assert_int_equal(t[8], 5);
+    assert_int_equal(le32(t + 36), LAYOUT_LAPIC);
+    assert_int_equal(le32(t + 40), 0); /* no PCAT_COMPAT */
+
+    uint8_t *id_seen = calloc(ncpus, 1), *uid_seen = calloc(ncpus, 1);
+    assert_non_null(id_seen);
+    assert_non_null(uid_seen);
+    uint32_t n_lapic = 0, n_x2apic = 0, n_ioapic = 0, n_nmi = 0, n_x2nmi = 0;
+    uint8_t ioapic_id = 0;
+    int first = 1;
+    uint32_t off = MADT_HEADER_LEN;
+    while (off < len) {
+        const uint8_t *e = t + off;
+        assert_true(off + 2 <= len);
+        assert_true(e[1] >= 2 && off + e[1] <= len);
+        switch (e[0]) {
+        case 0: /* Processor Local APIC */
+            assert_int_equal(e[1], 8);
+            assert_true(e[3] < ncpus && e[3] != 0xff);
+            assert_false(id_seen[e[3]]);
+            id_seen[e[3]] = 1;
+            assert_true(e[2] < ncpus);
+            assert_false(uid_seen[e[2]]);
+            uid_seen[e[2]] = 1;
+            assert_int_equal(le32(e + 4) & 1, 1);
+            if (first)
+                assert_int_equal(e[3], 0); /* the BSP comes first */
+            n_lapic++;
+            break;
+        case 9: /* Processor Local x2APIC */
+            assert_int_equal(e[1], 16);
+            assert_true(le32(e + 4) >= 255 && le32(e + 4) < ncpus);
+            assert_false(id_seen[le32(e + 4)]);
+            id_seen[le32(e + 4)] = 1;
+            assert_true(le32(e + 12) < ncpus);
+            assert_false(uid_seen[le32(e + 12)]);
+            uid_seen[le32(e + 12)] = 1;
+            assert_int_equal(le32(e + 8) & 1, 1);
+            n_x2apic++;
+            break;
+        case 1: /* IOAPIC */
+            assert_int_equal(e[1], 12);
+            assert_int_equal(le32(e + 4), LAYOUT_IOAPIC);
+            assert_int_equal(le32(e + 8), 0);
+            ioapic_id = e[2];
+            n_ioapic++;
+            break;
+        case 4: /* Local APIC NMI */
+            assert_int_equal(e[1], 6);
+            assert_int_equal(e[2], 0xff);
+            assert_int_equal(e[5], 1);
+            n_nmi++;
+            break;
+        case 10: /* Local x2APIC NMI */
+            assert_int_equal(e[1], 12);
+            assert_int_equal(le32(e + 4), 0xffffffffu);
+            assert_int_equal(e[8], 1);
+            n_x2nmi++;
+            break;
+        default:
+            /* Notably no Interrupt Source Override (type 2): see madt.c. */
+            fail_msg("unexpected MADT entry type %u at offset %u", e[0], off);
+        }
+        first = 0;
+        off += e[1];
+    }
+    assert_int_equal(off, len);
+    assert_int_equal(n_lapic + n_x2apic, ncpus);
+    assert_int_equal(n_lapic, ncpus < 255 ? ncpus : 255);
+    assert_int_equal(n_x2apic, ncpus > 255 ? ncpus - 255 : 0);
+    for (uint32_t i = 0; i < ncpus; i++)
+        assert_true(id_seen[i]);
+    assert_int_equal(n_ioapic, 1);
+    assert_int_equal(ioapic_id, acpi_ioapic_id(ncpus));
+    if (ncpus < 255)
+        assert_true(ioapic_id >= ncpus); /* no clash with any LAPIC ID */
+    assert_int_equal(n_nmi, 1);
+    assert_int_equal(n_x2nmi, ncpus > 255 ? 1 : 0);
+    free(id_seen);
+    free(uid_seen);
+}
+
+static void test_madt(void **state)
+{
+    static const uint32_t counts[] = {1, 2, 8, 254, 255, 256, 300, 1024, 4096};
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+        check_madt(*state, counts[i]);
+}
+
+/* ---- failures ---------------------------------------------------------------- */
+
+static void assert_window_untouched(const struct vm_ram *m)
+{
+    for (uint64_t i = LAYOUT_ACPI_START; i < LAYOUT_ACPI_START + LAYOUT_ACPI_SIZE; i++)
+        if (m->ram[i] != 0xaa)
+            fail_msg("guest byte 0x%llx modified by a failed build", (unsigned long long)i);
+}
+
+static void test_build_failures(void **state)
+{
+    struct vm_ram *m = *state;
+
+    /* 9000 x2APIC entries alone need ~137 KiB, more than the 128 KiB window. */
+    assert_int_equal(build(m, 9000, SLEEP_PORT), 0);
+    assert_window_untouched(m);
+    assert_int_equal(build(m, UINT32_MAX, SLEEP_PORT), 0);
+    assert_window_untouched(m);
+    assert_int_equal(build(m, 0, SLEEP_PORT), 0);
+    assert_window_untouched(m);
+    assert_int_equal(build(m, 1, 0), 0); /* no sleep port */
+    assert_window_untouched(m);
+
+    struct acpi_legacy_dev bad = {"PNP0501", "com1", 0x3f8, 8, 4};
+    struct acpi_config cfg = {.ncpus = 1, .sleep_port = SLEEP_PORT, .devs = &bad, .ndevs = 1};
+    memset(m->ram, 0xaa, RAM_SIZE);
+    assert_int_equal(acpi_build(&m->gm, &cfg), 0);
+    assert_window_untouched(m);
+
+    /* RAM that ends below the ACPI window. */
+    struct guest_mem small;
+    assert_int_equal(gm_wrap(&small, m->ram, 512 << 10), 0);
+    cfg.devs = std_devs;
+    assert_int_equal(acpi_build(&small, &cfg), 0);
+    assert_int_equal(acpi_build(NULL, &cfg), 0);
+    assert_int_equal(acpi_build(&m->gm, NULL), 0);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *s = NULL;
+    size_t n = 0, cap = 0;
+    int c;
+    while ((c = fgetc(f)) != EOF) {
+        if (n + 2 > cap) {
+            cap = cap ? cap * 2 : 4096;
+            char *t = realloc(s, cap);
+            if (!t) {
+                free(s);
+                fclose(f);
+                return NULL;
+            }
+            s = t;
+        }
+        s[n++] = (char)c;
+    }
+    fclose(f);
+    if (!s)
+        s = calloc(1, 1);
+    else
+        s[n] = 0;
+    return s;
+}
+
+/* ---- DSDT bytes ------------------------------------------------------------- */
+
+static size_t std_dsdt(uint8_t *buf, size_t cap)
+{
+    struct acpi_config cfg = {.ncpus = 1,
+                              .sleep_port = SLEEP_PORT,
+                              .devs = std_devs,
+                              .ndevs = sizeof(std_devs) / sizeof(std_devs[0])};
+    return acpi_build_dsdt(&cfg, buf, cap);
+}
+
+#define assert_contains(hay, hlen, ...)                                                      \
+    do {                                                                                     \
+        static const uint8_t needle_[] = {__VA_ARGS__};                                      \
+        if (!memmem((hay), (hlen), needle_, sizeof(needle_)))                                \
+            fail_msg("byte sequence %s not found", #__VA_ARGS__);                            \
+    } while (0)
+
+static void test_dsdt_bytes(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    size_t len = std_dsdt(buf, sizeof(buf));
+    assert_true(len > SDT_HEADER_LEN);
+    assert_memory_equal(buf, "DSDT", 4);
+    assert_int_equal(le32(buf + 4), len);
+    assert_int_equal(buf[8], 2);
+    assert_int_equal(sum(buf, len), 0);
+
+    /* Name (\_S5_, Package (4) {5, 0, 0, 0}) */
+    assert_contains(buf, len, 0x08, '_', 'S', '5', '_', 0x12, 0x07, 0x04, 0x0a, 0x05, 0x00,
+                    0x00, 0x00);
+    /* Device (COM1) / Device (RTC_) */
+    assert_contains(buf, len, 0x5b, 0x82);
+    assert_true(memmem(buf, len, "COM1", 4) != NULL);
+    assert_true(memmem(buf, len, "RTC_", 4) != NULL);
+    /* Name (_HID, EisaId ("PNP0501")) and EisaId ("PNP0B00") */
+    assert_contains(buf, len, 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x05, 0x01);
+    assert_contains(buf, len, 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0b, 0x00);
+    /* IO (Decode16, 0x3F8, 0x3F8, 1, 8) IRQNoFlags () {4} */
+    assert_contains(buf, len, 0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08, 0x22, 0x10, 0x00,
+                    0x79, 0x00);
+    /* IO (Decode16, 0x70, 0x70, 1, 2) IRQNoFlags () {8} */
+    assert_contains(buf, len, 0x47, 0x01, 0x70, 0x00, 0x70, 0x00, 0x01, 0x02, 0x22, 0x00, 0x01,
+                    0x79, 0x00);
+    /* Method (_STA, 0, NotSerialized) { Return (0x0F) } */
+    assert_contains(buf, len, 0x14, 0x09, '_', 'S', 'T', 'A', 0x00, 0xa4, 0x0a, 0x0f);
+}
+
+static void test_dsdt_short_buffers(void **state)
+{
+    (void)state;
+    uint8_t ref[4096];
+    size_t len = std_dsdt(ref, sizeof(ref));
+    assert_true(len > 0);
+    /* Every shorter buffer fails cleanly; an exact one succeeds (ASan checks bounds). */
+    for (size_t cap = 0; cap <= len; cap++) {
+        uint8_t *b = malloc(cap ? cap : 1);
+        assert_non_null(b);
+        size_t got = std_dsdt(b, cap);
+        if (cap < len) {
+            assert_int_equal(got, 0);
+        } else {
+            assert_int_equal(got, len);
+            assert_memory_equal(b, ref, len);
+        }
+        free(b);
+    }
+    assert_int_equal(std_dsdt(NULL, 4096), 0);
+}
+
+static size_t one_dev_dsdt(struct acpi_legacy_dev d, uint8_t *buf, size_t cap)
+{
+    struct acpi_config cfg = {.ncpus = 1, .sleep_port = SLEEP_PORT, .devs = &d, .ndevs = 1};
+    return acpi_build_dsdt(&cfg, buf, cap);
+}
+
+static void test_dsdt_devices(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    size_t len;
+
+    /* Rejected descriptions; the error names the offending value. */
+    char logpath[] = "/tmp/nimbus-acpi-log-XXXXXX";
+    int fd = mkstemp(logpath);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(log_set_file(logpath), 0);
+    assert_int_equal(one_dev_dsdt((struct acpi_legacy_dev){"PNP0501", "com1", 0x3f8, 8, 4}, buf,
+                                  sizeof(buf)),
+                     0);
+    assert_int_equal(one_dev_dsdt((struct acpi_legacy_dev){"PNPX501", "COM1", 0x3f8, 8, 4}, buf,
+                                  sizeof(buf)),
+                     0);
+    assert_int_equal(log_set_file("/dev/stderr"), 0);
+    char *log = read_file(logpath);
+    unlink(logpath);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "\"com1\""));
+    assert_non_null(strstr(log, "\"PNPX501\""));
+    free(log);
+    assert_int_equal(one_dev_dsdt((struct acpi_legacy_dev){"PNP0501", "COM12", 0x3f8, 8, 4}, buf,
+                                  sizeof(buf)),
+                     0);
+    assert_int_equal(one_dev_dsdt((struct acpi_legacy_dev){"PNP0501", "1COM", 0x3f8, 8, 4}, buf,
+                                  sizeof(buf)),
+                     0);
+    assert_int_equal(one_dev_dsdt((struct acpi_legacy_dev){"PNP0501", "A.B", 0x3f8, 8, 4}, buf,
+                                  sizeof(buf)),
+                     0);
+    assert_int_equal(one_dev_dsdt((struct acpi_legacy_dev){"PNP0501", NULL, 0x3f8, 8, 4}, buf,
+                                  sizeof(buf)),
+                     0);
+    assert_int_equal(one_dev_dsdt((struct acpi_legacy_dev){"PNP05", "COM1", 0x3f8, 8, 4}, buf,
+                                  sizeof(buf)),
+                     0);
+    assert_int_equal(one_dev_dsdt((struct acpi_legacy_dev){"pnp0501x", "COM1", 0x3f8, 8, 4}, buf,
+                                  sizeof(buf)),
+                     0);
+    assert_int_equal(one_dev_dsdt((struct acpi_legacy_dev){NULL, "COM1", 0x3f8, 8, 4}, buf,
+                                  sizeof(buf)),
+                     0);
+    assert_int_equal(one_dev_dsdt((struct acpi_legacy_dev){"PNP0501", "COM1", 0x3f8, 256, 4}, buf,
+                                  sizeof(buf)),
+                     0);
+    assert_int_equal(one_dev_dsdt((struct acpi_legacy_dev){"PNP0501", "COM1", 0xfffe, 8, 4}, buf,
+                                  sizeof(buf)),
+                     0);
+
+    /* Two devices whose names pad to the same segment. */
+    struct acpi_legacy_dev dup[2] = {{"PNP0B00", "RTC", 0x70, 2, 8}, {"PNP0B00", "RTC_", 0x72, 2, 8}};
+    struct acpi_config cfg = {.ncpus = 1, .sleep_port = SLEEP_PORT, .devs = dup, .ndevs = 2};
+    assert_int_equal(acpi_build_dsdt(&cfg, buf, sizeof(buf)), 0);
+    cfg.devs = NULL;
+    assert_int_equal(acpi_build_dsdt(&cfg, buf, sizeof(buf)), 0);
+    assert_int_equal(acpi_build_dsdt(NULL, buf, sizeof(buf)), 0);
+
+    /* No IRQ (0xff) and no ports: _CRS is just the End Tag. */
+    len = one_dev_dsdt((struct acpi_legacy_dev){"PNP0C02", "RES0", 0, 0, 0xff}, buf, sizeof(buf));
+    assert_true(len > 0);
+    assert_contains(buf, len, 0x08, '_', 'C', 'R', 'S', 0x11, 0x05, 0x0a, 0x02, 0x79, 0x00);
+
+    /* An ACPI-style ID is a string _HID; an IRQ above 15 an extended descriptor. */
+    len = one_dev_dsdt((struct acpi_legacy_dev){"NMBS0001", "NMB0", 0x510, 4, 20}, buf,
+                       sizeof(buf));
+    assert_true(len > 0);
+    assert_contains(buf, len, 0x08, '_', 'H', 'I', 'D', 0x0d, 'N', 'M', 'B', 'S', '0', '0', '0',
+                    '1', 0x00);
+    assert_contains(buf, len, 0x89, 0x06, 0x00, 0x03, 0x01, 20, 0x00, 0x00, 0x00);
+
+    /* _UIDs count per _HID: COM1 0, COM2 1, RTC 0. */
+    struct acpi_legacy_dev three[3] = {{"PNP0501", "COM1", 0x3f8, 8, 4},
+                                       {"PNP0501", "COM2", 0x2f8, 8, 3},
+                                       {"PNP0B00", "RTC_", 0x70, 2, 8}};
+    cfg.devs = three;
+    cfg.ndevs = 3;
+    len = acpi_build_dsdt(&cfg, buf, sizeof(buf));
+    assert_true(len > 0);
+    const uint8_t *com2 = memmem(buf, len, "COM2", 4);
+    const uint8_t *rtc = memmem(buf, len, "RTC_", 4);
+    assert_non_null(com2);
+    assert_non_null(rtc);
+    assert_non_null(memmem(com2, (size_t)(rtc - com2), "_UID\x01", 5));
+    assert_non_null(memmem(rtc, len - (size_t)(rtc - buf), "_UID\x00", 5));
+}
+
+/* ---- AML encoder ------------------------------------------------------------- */
+
+static size_t aml_name_bytes(const char *path, uint8_t *out, size_t cap)
+{
+    struct aml a;
+    aml_init(&a, out, cap);
+    aml_namepath(&a, path);
+    return aml_finish(&a);
+}
+
+static void test_aml_names(void **state)
+{
+    (void)state;
+    uint8_t b[64];
+
+    assert_int_equal(aml_name_bytes("\\_SB_.PCI0", b, sizeof(b)), 10);
+    assert_memory_equal(b, "\\\x2e_SB_PCI0", 10);
+    assert_int_equal(aml_name_bytes("_SB.PCI0.ISA", b, sizeof(b)), 14);
+    assert_memory_equal(b, "\x2f\x03_SB_PCI0ISA_", 14);
+    assert_int_equal(aml_name_bytes("^^FOO", b, sizeof(b)), 6);
+    assert_memory_equal(b, "^^FOO_", 6);
+    assert_int_equal(aml_name_bytes("A", b, sizeof(b)), 4);
+    assert_memory_equal(b, "A___", 4);
+    assert_int_equal(aml_name_bytes("\\", b, sizeof(b)), 2);
+    assert_memory_equal(b, "\\\x00", 2);
+
+    static const char *const bad[] = {"", "^", "1ABC", "ABCDE", "a", "A..B", "A.", ".A", "\\^A",
+                                      "A-B", "_SB.PCI0 "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(aml_name_valid(bad[i]));
+        assert_int_equal(aml_name_bytes(bad[i], b, sizeof(b)), 0);
+    }
+    assert_false(aml_name_valid(NULL));
+    /* Too small a buffer. */
+    assert_int_equal(aml_name_bytes("\\_SB_.PCI0", b, 9), 0);
+}
+
+static void test_aml_integers(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t v;
+        size_t n;
+        uint8_t bytes[9];
+    } cases[] = {
+        {0, 1, {0x00}},
+        {1, 1, {0x01}},
+        {2, 2, {0x0a, 0x02}},
+        {0xff, 2, {0x0a, 0xff}},
+        {0x100, 3, {0x0b, 0x00, 0x01}},
+        {0x12345678, 5, {0x0c, 0x78, 0x56, 0x34, 0x12}},
+        {0x100000000ull, 9, {0x0e, 0, 0, 0, 0, 1, 0, 0, 0}},
+        {UINT64_MAX, 9, {0x0e, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t b[16];
+        struct aml a;
+        aml_init(&a, b, sizeof(b));
+        aml_integer(&a, cases[i].v);
+        assert_int_equal(aml_finish(&a), cases[i].n);
+        assert_memory_equal(b, cases[i].bytes, cases[i].n);
+    }
+
+    uint32_t v;
+    assert_true(aml_eisaid_value("PNP0A03", &v));
+    assert_int_equal(v, 0x030ad041u);
+    assert_true(aml_eisaid_value("PNP0b00", &v));
+    assert_int_equal(v, 0x000bd041u);
+    assert_false(aml_eisaid_value("PNP0A0", &v));
+    assert_false(aml_eisaid_value("pNP0A03", &v));
+    assert_false(aml_eisaid_value("PNP0A0G", &v));
+    assert_false(aml_eisaid_value(NULL, &v));
+}
+
+/* Decode a PkgLength; returns its size in bytes. */
+static size_t pkglen(const uint8_t *p, uint32_t *value)
+{
+    size_t follow = p[0] >> 6;
+    if (!follow) {
+        *value = p[0] & 0x3f;
+        return 1;
+    }
+    uint32_t v = p[0] & 0x0f;
+    for (size_t i = 0; i < follow; i++)
+        v |= (uint32_t)p[1 + i] << (4 + 8 * i);
+    *value = v;
+    return 1 + follow;
+}
+
+static void test_aml_pkglength(void **state)
+{
+    (void)state;
+    static uint8_t b[8192];
+    static uint8_t payload[5000];
+    struct aml a;
+    uint32_t v;
+
+    /* 20 WordConsts: body 1 + 60 bytes, PkgLength 62 fits one byte. */
+    aml_init(&a, b, sizeof(b));
+    aml_package(&a);
+    for (int i = 0; i < 20; i++)
+        aml_integer(&a, 0x1234);
+    aml_end(&a);
+    assert_int_equal(aml_finish(&a), 63);
+    assert_int_equal(b[0], 0x12);
+    assert_int_equal(b[1], 62);
+    assert_int_equal(b[2], 20);
+
+    /* 21: body 64 bytes, the PkgLength grows to two bytes (66 = 0x42). */
+    aml_init(&a, b, sizeof(b));
+    aml_package(&a);
+    for (int i = 0; i < 21; i++)
+        aml_integer(&a, 0x1234);
+    aml_end(&a);
+    assert_int_equal(aml_finish(&a), 67);
+    assert_int_equal(b[1], 0x42);
+    assert_int_equal(b[2], 0x04);
+    assert_int_equal(b[3], 21);
+
+    /* A 5000-byte buffer: three-byte PkgLength, WordConst BufferSize. */
+    memset(payload, 0x5a, sizeof(payload));
+    aml_init(&a, b, sizeof(b));
+    aml_buffer(&a);
+    aml_bytes(&a, payload, sizeof(payload));
+    aml_end(&a);
+    size_t n = aml_finish(&a);
+    assert_int_equal(b[0], 0x11);
+    size_t pl = pkglen(b + 1, &v);
+    assert_int_equal(pl, 3);
+    assert_int_equal(v, n - 1);
+    assert_int_equal(b[1 + pl], 0x0b);
+    assert_int_equal(le16(b + 2 + pl), 5000);
+    assert_int_equal(n, 1 + pl + 3 + 5000);
+    assert_memory_equal(b + 1 + pl + 3, payload, 5000);
+
+    /* Nested package element counts. */
+    aml_init(&a, b, sizeof(b));
+    aml_package(&a);
+    aml_integer(&a, 1);
+    aml_package(&a);
+    aml_integer(&a, 2);
+    aml_integer(&a, 3);
+    aml_end(&a);
+    aml_string(&a, "s");
+    aml_namepath(&a, "\\_SB_");
+    aml_end(&a);
+    n = aml_finish(&a);
+    static const uint8_t nested[] = {0x12, 0x12, 0x04, 0x01, 0x12, 0x06, 0x02, 0x0a, 0x02,
+                                     0x0a, 0x03, 0x0d, 's',  0x00, '\\', '_',  'S',  'B',  '_'};
+    assert_int_equal(n, sizeof(nested));
+    assert_memory_equal(b, nested, sizeof(nested));
+}
+
+static void test_aml_errors(void **state)
+{
+    (void)state;
+    uint8_t b[1024];
+    struct aml a;
+
+    aml_init(&a, b, sizeof(b));
+    aml_end(&a); /* nothing open */
+    assert_int_equal(aml_finish(&a), 0);
+
+    aml_init(&a, b, sizeof(b));
+    aml_scope(&a, "\\_SB_"); /* never closed */
+    assert_int_equal(aml_finish(&a), 0);
+
+    aml_init(&a, b, sizeof(b));
+    aml_res_io(&a, 0x60, 0x60, 1, 1); /* outside a ResourceTemplate */
+    assert_int_equal(aml_finish(&a), 0);
+
+    aml_init(&a, b, sizeof(b));
+    aml_package(&a);
+    for (int i = 0; i < 256; i++)
+        aml_integer(&a, 0);
+    aml_end(&a);
+    assert_int_equal(aml_finish(&a), 0);
+
+    aml_init(&a, b, sizeof(b));
+    for (int i = 0; i <= AML_MAX_DEPTH; i++)
+        aml_package(&a);
+    for (int i = 0; i <= AML_MAX_DEPTH; i++)
+        aml_end(&a);
+    assert_int_equal(aml_finish(&a), 0);
+
+    aml_init(&a, b, sizeof(b));
+    aml_method(&a, "_STA", 8, false); /* at most 7 arguments */
+    aml_end(&a);
+    assert_int_equal(aml_finish(&a), 0);
+
+    aml_init(&a, b, sizeof(b));
+    aml_string(&a, "caf\xc3\xa9"); /* not 7-bit ASCII */
+    assert_int_equal(aml_finish(&a), 0);
+
+    aml_init(&a, b, sizeof(b));
+    aml_restemplate(&a);
+    aml_res_irq_noflags(&a, 16);
+    aml_end(&a);
+    assert_int_equal(aml_finish(&a), 0);
+
+    aml_init(&a, b, sizeof(b));
+    aml_restemplate(&a);
+    aml_res_word_io(&a, 0x2000, 0x1000); /* max < min */
+    aml_end(&a);
+    assert_int_equal(aml_finish(&a), 0);
+
+    aml_init(&a, b, sizeof(b));
+    aml_restemplate(&a);
+    aml_res_qword_memory(&a, 0, UINT64_MAX, false); /* length overflows */
+    aml_end(&a);
+    assert_int_equal(aml_finish(&a), 0);
+
+    /* Sticky: a later valid object does not clear the error. */
+    aml_init(&a, b, sizeof(b));
+    aml_eisaid(&a, "bad");
+    aml_integer(&a, 5);
+    assert_int_equal(aml_finish(&a), 0);
+
+    /* Running out of room while closing (BufferSize insertion); exact fits work. */
+    for (size_t cap = 0; cap < 16; cap++) {
+        aml_init(&a, b, cap);
+        aml_restemplate(&a);
+        aml_end(&a);
+        assert_int_equal(aml_finish(&a), cap >= 6 ? 6 : 0);
+        if (cap >= 6)
+            assert_memory_equal(b, "\x11\x05\x0a\x02\x79\x00", 6);
+    }
+    aml_init(&a, b, sizeof(b));
+    aml_arg(&a, 7);
+    assert_int_equal(aml_finish(&a), 0);
+    aml_init(&a, b, sizeof(b));
+    aml_local(&a, 8);
+    assert_int_equal(aml_finish(&a), 0);
+    aml_init(&a, NULL, 100);
+    aml_integer(&a, 1);
+    assert_int_equal(aml_finish(&a), 0);
+}
+
+/* ---- iasl ---------------------------------------------------------------------- */
+
+static int have_iasl(void)
+{
+    return system("command -v iasl >/dev/null 2>&1") == 0;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+struct tmpdir {
+    char path[64];
+};
+
+/* The current test's scratch directory (static: teardown removes it even after a failure). */
+static struct tmpdir g_dir;
+static int g_dir_live;
+
+static struct tmpdir *tmpdir_make(void)
+{
+    snprintf(g_dir.path, sizeof(g_dir.path), "/tmp/nimbus-acpi-XXXXXX");
+    assert_non_null(mkdtemp(g_dir.path));
+    g_dir_live = 1;
+    return &g_dir;
+}
+
+static void tmpdir_remove(struct tmpdir *d)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", d->path);
+    g_dir_live = 0;
+}
+
+static int tmpdir_teardown(void **state)
+{
+    (void)state;
+    if (g_dir_live)
+        tmpdir_remove(&g_dir);
+    return 0;
+}
+
+static int ram_tmpdir_teardown(void **state)
+{
+    tmpdir_teardown(state);
+    return ram_teardown(state);
+}
+
+/*
+ * Run `iasl <args>` inside dir; assert exit status 0 and no "Error" in its
+ * output.  Returns the output (caller frees).
+ */
+static char *run_iasl(const struct tmpdir *d, const char *args)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "cd '%s' && iasl %s >iasl.log 2>&1", d->path, args);
+    int st = system(cmd);
+    char logpath[128];
+    snprintf(logpath, sizeof(logpath), "%s/iasl.log", d->path);
+    char *out = read_file(logpath);
+    assert_non_null(out);
+    /* The compiler's summary says "0 Errors"; any other "Error" is one. */
+    const char *err = strstr(out, "Error");
+    while (err && err >= out + 2 && memcmp(err - 2, "0 Errors", 8) == 0)
+        err = strstr(err + 1, "Error");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || err)
+        fail_msg("iasl %s failed (status %d):\n%s", args, st, out);
+    return out;
+}
+
+static char *read_in(const struct tmpdir *d, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", d->path, name);
+    char *s = read_file(path);
+    if (!s)
+        fail_msg("%s was not produced", path);
+    return s;
+}
+
+static void assert_has(const char *text, const char *what, const char *file)
+{
+    if (!strstr(text, what))
+        fail_msg("%s does not contain \"%s\":\n%s", file, what, text);
+}
+
+static void test_iasl_dsdt(void **state)
+{
+    (void)state;
+    if (!have_iasl()) {
+        print_message("iasl not installed (apt-get install acpica-tools): skipping\n");
+        skip();
+    }
+    uint8_t dsdt[4096];
+    size_t len = std_dsdt(dsdt, sizeof(dsdt));
+    assert_true(len > 0);
+
+    struct tmpdir *d = tmpdir_make();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/dsdt.dat", d->path);
+    write_file(path, dsdt, len);
+    free(run_iasl(d, "-d dsdt.dat"));
+
+    char *dsl = read_in(d, "dsdt.dsl");
+    assert_has(dsl, "Name (_S5, Package (0x04)", "dsdt.dsl");
+    assert_has(dsl, "_S5_", "dsdt.dsl");
+    assert_has(dsl, "Package (0x04)", "dsdt.dsl");
+    assert_has(dsl, "PNP0501", "dsdt.dsl");
+    assert_has(dsl, "PNP0B00", "dsdt.dsl");
+    assert_has(dsl, "Device (COM1)", "dsdt.dsl");
+    assert_has(dsl, "Device (RTC)", "dsdt.dsl");
+    assert_has(dsl, "IO (Decode16,", "dsdt.dsl");
+    assert_has(dsl, "IRQNoFlags ()", "dsdt.dsl");
+    assert_has(dsl, "{4}", "dsdt.dsl");
+    assert_has(dsl, "{8}", "dsdt.dsl");
+    assert_has(dsl, "Scope (_SB)", "dsdt.dsl");
+    free(dsl);
+
+    /*
+     * Recompile the disassembly: iasl emits shortest encodings too, so the
+     * AML must come back byte for byte (only the header's creator differs).
+     */
+    free(run_iasl(d, "-p again dsdt.dsl"));
+    char again_path[128];
+    snprintf(again_path, sizeof(again_path), "%s/again.aml", d->path);
+    FILE *f = fopen(again_path, "rb");
+    assert_non_null(f);
+    uint8_t again[4096];
+    size_t alen = fread(again, 1, sizeof(again), f);
+    fclose(f);
+    assert_int_equal(alen, len);
+    assert_memory_equal(again + SDT_HEADER_LEN, dsdt + SDT_HEADER_LEN, len - SDT_HEADER_LEN);
+    tmpdir_remove(d);
+}
+
+/* A PCI host bridge as issue 4 will need it, to prove the encoder covers it. */
+static size_t pci_like_dsdt(uint8_t *buf, size_t cap)
+{
+    struct aml a;
+    aml_init(&a, buf + SDT_HEADER_LEN, cap - SDT_HEADER_LEN);
+    aml_scope(&a, "_SB_");
+    aml_device(&a, "PCI0");
+    aml_name(&a, "_HID");
+    aml_eisaid(&a, "PNP0A08");
+    aml_name(&a, "_CID");
+    aml_eisaid(&a, "PNP0A03");
+    aml_name(&a, "_SEG");
+    aml_integer(&a, 0);
+    aml_name(&a, "_UID");
+    aml_integer(&a, 0);
+    aml_name(&a, "DESC");
+    aml_string(&a, "nimbus PCIe host");
+    aml_name(&a, "_CRS");
+    aml_restemplate(&a);
+    aml_res_word_bus_number(&a, 0, 0xff);
+    aml_res_word_io(&a, 0x1000, 0xffff);
+    aml_res_dword_memory(&a, 0xc0000000u, 0xdfffffffu, false);
+    aml_res_qword_memory(&a, 0x8000000000ull, 0xffffffffffull, true);
+    aml_res_memory32_fixed(&a, true, 0xe0000000u, 0x10000000u);
+    aml_res_interrupt(&a, 16, true, true, true);
+    aml_end(&a);
+    aml_method(&a, "_OSC", 4, true);
+    aml_return(&a);
+    aml_arg(&a, 3);
+    aml_end(&a);
+    aml_name(&a, "PRTN");
+    aml_package(&a);
+    aml_package(&a);
+    aml_integer(&a, 0xffff);
+    aml_integer(&a, 0);
+    aml_integer(&a, 0);
+    aml_integer(&a, 16);
+    aml_end(&a);
+    aml_end(&a);
+    aml_end(&a);
+    aml_end(&a);
+    size_t body = aml_finish(&a);
+    if (!body)
+        return 0;
+    sdt_header(buf, "SSDT", (uint32_t)(SDT_HEADER_LEN + body), 2);
+    sdt_finish(buf, SDT_HEADER_LEN + body);
+    return SDT_HEADER_LEN + body;
+}
+
+static void test_iasl_pci_encoder(void **state)
+{
+    (void)state;
+    if (!have_iasl()) {
+        print_message("iasl not installed (apt-get install acpica-tools): skipping\n");
+        skip();
+    }
+    uint8_t t[4096];
+    size_t len = pci_like_dsdt(t, sizeof(t));
+    assert_true(len > 0);
+
+    struct tmpdir *d = tmpdir_make();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ssdt.dat", d->path);
+    write_file(path, t, len);
+    free(run_iasl(d, "-d ssdt.dat"));
+    char *dsl = read_in(d, "ssdt.dsl");
+    static const char *const want[] = {
+        "Device (PCI0)", "EisaId (\"PNP0A08\")", "EisaId (\"PNP0A03\")", "nimbus PCIe host",
+        "WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,",
+        "WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,",
+        "DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,",
+        "QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, Prefetchable, ReadWrite,",
+        "Memory32Fixed (ReadWrite,", "Interrupt (ResourceConsumer, Level, ActiveLow, Shared, ,, )",
+        "0x00000010,", "0x0000008000000000,", "0x000000FFFFFFFFFF,", "0x0000008000000000,",
+        "Method (_OSC, 4, Serialized)", "Return (Arg3)", "Name (PRTN, Package (0x01)",
+        "0xFFFF,"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_has(dsl, want[i], "ssdt.dsl");
+    free(dsl);
+    free(run_iasl(d, "-p again ssdt.dsl"));
+    char *again = read_in(d, "again.aml");
+    assert_memory_equal(again + SDT_HEADER_LEN, t + SDT_HEADER_LEN, len - SDT_HEADER_LEN);
+    free(again);
+    tmpdir_remove(d);
+}
+
+/* Every data table as iasl's table disassembler sees it. */
+static void iasl_tables(struct vm_ram *m, uint32_t ncpus)
+{
+    uint64_t rsdp = build(m, ncpus, SLEEP_PORT);
+    assert_int_equal(rsdp, LAYOUT_ACPI_START);
+
+    struct tmpdir *d = tmpdir_make();
+    char path[128];
+    uint32_t len;
+
+    /* (iasl 20200925 cannot read a bare RSDP from a file; the checks above cover it.) */
+    const uint8_t *x = table_at(&m->gm, le64(rsdp_at(&m->gm, rsdp) + 24), "XSDT", &len);
+    snprintf(path, sizeof(path), "%s/xsdt.dat", d->path);
+    write_file(path, x, len);
+    const uint8_t *f = find_table(&m->gm, rsdp, "FACP", &len);
+    snprintf(path, sizeof(path), "%s/facp.dat", d->path);
+    write_file(path, f, len);
+    const uint8_t *t = find_table(&m->gm, rsdp, "APIC", &len);
+    snprintf(path, sizeof(path), "%s/apic.dat", d->path);
+    write_file(path, t, len);
+
+    free(run_iasl(d, "-d xsdt.dat"));
+    char *dsl = read_in(d, "xsdt.dsl");
+    assert_has(dsl, "ACPI Table Address   0 :", "xsdt.dsl");
+    assert_has(dsl, "ACPI Table Address   1 :", "xsdt.dsl");
+    free(dsl);
+
+    free(run_iasl(d, "-d facp.dat"));
+    dsl = read_in(d, "facp.dsl");
+    assert_has(dsl, "Hardware Reduced (V5) : 1", "facp.dsl");
+    assert_has(dsl, "Reset Register Supported (V2) : 0", "facp.dsl");
+    assert_has(dsl, "CMOS RTC Not Present (V5) : 0", "facp.dsl");
+    assert_has(dsl, "Sleep Control Register : [Generic Address Structure]", "facp.dsl");
+    assert_has(dsl, "Sleep Status Register : [Generic Address Structure]", "facp.dsl");
+    assert_has(dsl, "Space ID : 01 [SystemIO]", "facp.dsl");
+    assert_has(dsl, "FADT Minor Revision : 03", "facp.dsl");
+    assert_has(dsl, "Address : 0000000000000600", "facp.dsl");
+    free(dsl);
+
+    free(run_iasl(d, "-d apic.dat"));
+    dsl = read_in(d, "apic.dsl");
+    assert_has(dsl, "[Processor Local APIC]", "apic.dsl");
+    assert_has(dsl, "[I/O APIC]", "apic.dsl");
+    assert_has(dsl, "[Local APIC NMI]", "apic.dsl");
+    if (ncpus > 255) {
+        assert_has(dsl, "[Processor Local x2APIC]", "apic.dsl");
+        assert_has(dsl, "[Local x2APIC NMI]", "apic.dsl");
+    }
+    free(dsl);
+    tmpdir_remove(d);
+}
+
+static void test_iasl_tables(void **state)
+{
+    if (!have_iasl()) {
+        print_message("iasl not installed (apt-get install acpica-tools): skipping\n");
+        skip();
+    }
+    iasl_tables(*state, 2);
+    iasl_tables(*state, 300);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rsdp_xsdt, ram_setup, ram_teardown),
+        cmocka_unit_test_setup_teardown(test_fadt, ram_setup, ram_teardown),
+        cmocka_unit_test_setup_teardown(test_madt, ram_setup, ram_teardown),
+        cmocka_unit_test_setup_teardown(test_build_failures, ram_setup, ram_teardown),
+        cmocka_unit_test(test_dsdt_bytes),
+        cmocka_unit_test(test_dsdt_short_buffers),
+        cmocka_unit_test(test_dsdt_devices),
+        cmocka_unit_test(test_aml_names),
+        cmocka_unit_test(test_aml_integers),
+        cmocka_unit_test(test_aml_pkglength),
+        cmocka_unit_test(test_aml_errors),
+        cmocka_unit_test_teardown(test_iasl_dsdt, tmpdir_teardown),
+        cmocka_unit_test_teardown(test_iasl_pci_encoder, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_iasl_tables, ram_setup, ram_tmpdir_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

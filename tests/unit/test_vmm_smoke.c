@@ -1,0 +1,255 @@
+/*
+ * End-to-end runs of the nimbus binary with the tiny PVH guest: ELF/PVH
+ * loading, a vCPU thread, PIO dispatch to the UART plugin, the ACPI sleep
+ * register, the i8042 reset line, signals and exit codes.  Needs a working
+ * /dev/kvm (any flavour: the guest is freestanding); skipped otherwise.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+struct run {
+    int status;       /* exit code, or 128+signal */
+    char out[8192];
+    char err[8192];
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Run nimbus with argv; send `sig` after `sig_after_ms` if nonzero. */
+static void run_nimbus(const char *const *args, struct run *r, int sig, int sig_after_ms)
+{
+    int po[2], pe[2];
+    assert_int_equal(pipe(po), 0);
+    assert_int_equal(pipe(pe), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        const char *argv[32];
+        int n = 0;
+        argv[n++] = NIMBUS_TEST_NIMBUS_BIN;
+        for (int i = 0; args[i] && n < 31; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    memset(r->out, 0, sizeof(r->out));
+    memset(r->err, 0, sizeof(r->err));
+    size_t no = 0, ne = 0;
+    uint64_t start = now_ms();
+    int sent = 0, open_fds = 2;
+    struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    while (open_fds > 0) {
+        uint64_t el = now_ms() - start;
+        if (sig && !sent && el >= (uint64_t)sig_after_ms) {
+            kill(pid, sig);
+            sent = 1;
+        }
+        if (el > 60000) {
+            kill(pid, SIGKILL);
+            fail_msg("nimbus did not exit within 60 s; stderr: %s", r->err);
+        }
+        if (poll(fds, 2, 50) < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            char *buf = i ? r->err : r->out;
+            size_t *len = i ? &ne : &no;
+            ssize_t k = read(fds[i].fd, buf + *len, sizeof(r->out) - 1 - *len);
+            if (k <= 0) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            } else {
+                *len += (size_t)k;
+            }
+        }
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+#define SKIP_WITHOUT_KVM()                                                                 \
+    do {                                                                                   \
+        if (access("/dev/kvm", R_OK | W_OK) != 0) {                                        \
+            print_message("no usable /dev/kvm: skipped\n");                                \
+            skip();                                                                        \
+        }                                                                                  \
+    } while (0)
+
+static void test_poweroff_prints_cmdline(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    struct run r;
+    const char *args[] = {"--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline", "p hello-nimbus",
+                          "--serial", "tty", "--cpus", "boot=2", "--memory", "size=128M", NULL};
+    run_nimbus(args, &r, 0, 0);
+    if (r.status != 0)
+        fail_msg("exit %d, stderr: %s", r.status, r.err);
+    assert_non_null(strstr(r.out, "tiny guest: cmdline=p hello-nimbus"));
+}
+
+static void test_i8042_reset_exits_zero(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    struct run r;
+    const char *args[] = {"--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline", "reset",
+                          "--serial", "tty", "-v", NULL};
+    run_nimbus(args, &r, 0, 0);
+    if (r.status != 0)
+        fail_msg("exit %d, stderr: %s", r.status, r.err);
+    assert_non_null(strstr(r.out, "cmdline=reset"));
+    assert_non_null(strstr(r.err, "requested reset"));
+}
+
+static void test_triple_fault_is_a_reset(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    struct run r;
+    const char *args[] = {"--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline", "t",
+                          "--serial", "tty", "-v", NULL};
+    run_nimbus(args, &r, 0, 0);
+    /* Some software hypervisors report the fault as an internal error instead. */
+    if (r.status != 0 && !strstr(r.err, "internal error"))
+        fail_msg("exit %d, stderr: %s", r.status, r.err);
+    assert_non_null(strstr(r.out, "cmdline=t"));
+}
+
+static void test_serial_to_file_is_flushed(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    char path[] = "/tmp/nimbus-serial-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char opt[64];
+    snprintf(opt, sizeof(opt), "file=%s", path);
+    struct run r;
+    const char *args[] = {"--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline", "p to-a-file",
+                          "--serial", opt, NULL};
+    run_nimbus(args, &r, 0, 0);
+    assert_int_equal(r.status, 0);
+    assert_null(strstr(r.out, "to-a-file"));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char buf[256] = "";
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    unlink(path);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "cmdline=p to-a-file"));
+}
+
+static void test_serial_off_still_boots(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    struct run r;
+    const char *args[] = {"--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline", "p quiet",
+                          "--serial", "off", NULL};
+    run_nimbus(args, &r, 0, 0);
+    assert_int_equal(r.status, 0);
+    assert_null(strstr(r.out, "quiet"));
+}
+
+static void test_sigterm_ends_a_hung_guest(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    struct run r;
+    const char *args[] = {"--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline", "halt",
+                          "--serial", "tty", "--cpus", "boot=2", NULL};
+    run_nimbus(args, &r, SIGTERM, 1500);
+    assert_int_equal(r.status, 128 + SIGTERM);
+    assert_non_null(strstr(r.out, "cmdline=halt"));
+}
+
+static void test_corrupt_kernel_fails_clearly(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    char path[] = "/tmp/nimbus-badkernel-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "this is not a kernel image at all", 33), 33);
+    close(fd);
+    struct run r;
+    const char *args[] = {"--kernel", path, "--serial", "tty", NULL};
+    run_nimbus(args, &r, 0, 0);
+    unlink(path);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, path));
+}
+
+static void test_plugin_for_newer_abi_refused(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    struct run r;
+    const char *args[] = {"--kernel", NIMBUS_TEST_TINY_GUEST, "--device",
+                          "plugin=" NIMBUS_TEST_ABI_PLUGIN_DIR "/abi_newminor.so", NULL};
+    run_nimbus(args, &r, 0, 0);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "needs ABI 1.1"));
+}
+
+static void test_third_party_plugin_loads(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    struct run r;
+    const char *args[] = {"--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline", "p plugged",
+                          "--serial", "tty", "--device",
+                          "plugin=" NIMBUS_TEST_ABI_PLUGIN_DIR "/abi_good.so,anything=1", NULL};
+    run_nimbus(args, &r, 0, 0);
+    if (r.status != 0)
+        fail_msg("exit %d, stderr: %s", r.status, r.err);
+    assert_non_null(strstr(r.out, "cmdline=p plugged"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_poweroff_prints_cmdline),
+        cmocka_unit_test(test_i8042_reset_exits_zero),
+        cmocka_unit_test(test_triple_fault_is_a_reset),
+        cmocka_unit_test(test_serial_to_file_is_flushed),
+        cmocka_unit_test(test_serial_off_still_boots),
+        cmocka_unit_test(test_sigterm_ends_a_hung_guest),
+        cmocka_unit_test(test_corrupt_kernel_fails_clearly),
+        cmocka_unit_test(test_plugin_for_newer_abi_refused),
+        cmocka_unit_test(test_third_party_plugin_loads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
