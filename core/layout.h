@@ -14,7 +14,8 @@
 #define LAYOUT_CMDLINE_MAX 0x10000ull   /* 64 KiB including the NUL */
 #define LAYOUT_EBDA_START 0x9fc00ull    /* end of low RAM in the E820 map */
 #define LAYOUT_ACPI_START 0xe0000ull    /* RSDP and all ACPI tables */
-#define LAYOUT_ACPI_SIZE 0x20000ull     /* up to 1 MiB */
+#define LAYOUT_ACPI_SIZE 0x1f000ull     /* up to the reset-vector page */
+#define LAYOUT_RESET_VECTOR 0xffff0ull  /* F000:FFF0, where a CPU reset starts */
 #define LAYOUT_HIGH_RAM 0x100000ull     /* kernel loads here (1 MiB) */
 
 /* The 32-bit hole: [3 GiB, 4 GiB) is never RAM. */

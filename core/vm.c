@@ -243,6 +243,12 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
         return -1;
     }
 
+    if (boot_install_reset_stub(&vm->mem) < 0) {
+        snprintf(err, errlen, "cannot place the reset stub at 0x%llx",
+                 (unsigned long long)LAYOUT_RESET_VECTOR);
+        return -1;
+    }
+
     struct boot_request breq = {.kernel_path = cfg->kernel,
                                 .initramfs_path = cfg->initramfs,
                                 .cmdline = cfg->cmdline,

@@ -48,6 +48,15 @@ int boot_load_kernel_buf(struct guest_mem *gm, const uint8_t *img, size_t len,
                          struct boot_result *res, char *err, size_t errlen);
 
 /*
+ * Put a 16-byte stub at the x86 reset vector that pulses the i8042 reset
+ * line.  There is no firmware, yet Linux on a hardware-reduced ACPI machine
+ * reboots by jumping to the reset vector in real mode (its "BIOS" method,
+ * tried before the keyboard controller); the stub turns that into a reset
+ * nimbus sees.  Returns 0 or -EFAULT when the page is not RAM.
+ */
+int boot_install_reset_stub(struct guest_mem *gm);
+
+/*
  * Register state for the boot vCPU at `res`'s entry: fills regs and the
  * segment/control parts of sregs (the caller got sregs from KVM first).
  */

@@ -131,6 +131,21 @@ static void test_i8042_reset_exits_zero(void **state)
     assert_non_null(strstr(r.err, "requested reset"));
 }
 
+/* The firmware-less reboot path Linux takes on hardware-reduced ACPI. */
+static void test_reset_vector_stub_resets(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    struct run r;
+    const char *args[] = {"--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline", "bios-reset",
+                          "--serial", "tty", "-v", NULL};
+    run_nimbus(args, &r, 0, 0);
+    if (r.status != 0)
+        fail_msg("exit %d, stderr: %s", r.status, r.err);
+    assert_non_null(strstr(r.out, "cmdline=bios-reset"));
+    assert_non_null(strstr(r.err, "requested reset"));
+}
+
 static void test_triple_fault_is_a_reset(void **state)
 {
     (void)state;
@@ -243,6 +258,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_poweroff_prints_cmdline),
         cmocka_unit_test(test_i8042_reset_exits_zero),
+        cmocka_unit_test(test_reset_vector_stub_resets),
         cmocka_unit_test(test_triple_fault_is_a_reset),
         cmocka_unit_test(test_serial_to_file_is_flushed),
         cmocka_unit_test(test_serial_off_still_boots),

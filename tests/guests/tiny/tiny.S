@@ -5,7 +5,9 @@
  * COM1, then does what the command line's first character asks:
  *   'p' power off through the ACPI S5 sleep register (port 0x600),
  *   'r' reset through the i8042 (0xfe to port 0x64),
- *   't' triple fault, 'h' halt forever (timeout tests), 'u' a ud2 (error).
+ *   'b' jump to the reset vector stub nimbus puts at 0xffff0 (its bytes
+ *       mean the same in 32-bit mode), 't' triple fault,
+ *   'h' halt forever (timeout tests), 'u' a ud2.
  */
     .section .note.Xen, "a"
     .p2align 2
@@ -45,6 +47,8 @@ _start:
     movb    (%edi), %al
     cmp     $'r', %al
     je      reset
+    cmp     $'b', %al
+    je      reset_vector
     cmp     $'t', %al
     je      triple
     cmp     $'h', %al
@@ -61,6 +65,9 @@ reset:
     movb    $0xfe, %al
     outb    %al, %dx
     jmp     halt
+reset_vector:
+    mov     $0xffff0, %eax
+    jmp     *%eax
 triple:
     lidt    null_idt
     int     $3
