@@ -1,0 +1,421 @@
+#!/usr/bin/python3
+"""Write the hand-made seed inputs of every fuzz target into fuzz/corpus/.
+
+Seeds are small, readable starting points (one device feature each); the
+committed corpus is these plus what campaigns found, minimised with
+`ci/fuzz.sh --merge`.  Re-running this script rewrites only the seed-* files.
+
+  fuzz/tools/gen_seeds.py [--build-dir BUILD]
+
+With --build-dir (a normal, non-sanitized build tree), every plugin gets
+generated seeds too, so a new plugin needs no edit here:
+  fuzz_options_<name>  from its descriptor's `options` text;
+  fuzz_restore_<name>  the final device states of its fuzz_plugin_<name>
+                       corpus (NIMBUS_FUZZ_DUMP_STATE), plus damaged copies.
+"""
+import argparse
+import ctypes
+import glob
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "corpus")
+
+# ---- generic plugin op stream (fuzz/common/plugin_target.c) ----------------
+(OP_READ, OP_WRITE, OP_WRITE_REPEAT, OP_READ_REPEAT, OP_RAM_FILL, OP_CHR_INPUT,
+ OP_FD_READY, OP_ADVANCE, OP_FIRE_NEXT, OP_SAVE_RESTORE, OP_RESET, OP_CHR_MODE,
+ OP_WALLCLOCK, OP_SAVE_SLOT, OP_RESTORE_SLOT, OP_WRITE_READ) = range(16)
+LOG2 = {1: 0, 2: 1, 4: 2, 8: 3}
+
+
+def acc(region, off, ln):
+    return bytes([region | (LOG2[ln] << 3)]) + struct.pack("<H", off)
+
+
+def rd(region, off, ln=1):
+    return bytes([OP_READ]) + acc(region, off, ln)
+
+
+def wr(region, off, val, ln=1):
+    return bytes([OP_WRITE]) + acc(region, off, ln) + val.to_bytes(ln, "little")
+
+
+def wrep(region, off, n, val, ln=1):
+    return bytes([OP_WRITE_REPEAT]) + acc(region, off, ln) + bytes([n - 1]) + val.to_bytes(ln, "little")
+
+
+def rrep(region, off, n, ln=1):
+    return bytes([OP_READ_REPEAT]) + acc(region, off, ln) + bytes([n - 1])
+
+
+def wrrd(region, off, val, ln=1):
+    return bytes([OP_WRITE_READ]) + acc(region, off, ln) + val.to_bytes(ln, "little")
+
+
+def chr_in(data):
+    return bytes([OP_CHR_INPUT, len(data)]) + data
+
+
+def advance(ns):
+    e = max(0, ns.bit_length() - 8)
+    m = max(0, min(255, (ns >> e) - 1))
+    return bytes([OP_ADVANCE, e, m])
+
+
+def fire():
+    return bytes([OP_FIRE_NEXT])
+
+
+def save_restore():
+    return bytes([OP_SAVE_RESTORE])
+
+
+def reset():
+    return bytes([OP_RESET])
+
+
+def chr_mode(m):
+    return bytes([OP_CHR_MODE, m])
+
+
+def wallclock(seconds):
+    return bytes([OP_WALLCLOCK]) + struct.pack("<i", seconds)
+
+
+def slot_save():
+    return bytes([OP_SAVE_SLOT])
+
+
+def slot_restore():
+    return bytes([OP_RESTORE_SLOT])
+
+
+def generic_probe(nregions):
+    """Device-agnostic: read, write-then-read and poke every small offset."""
+    seeds = {}
+    seeds["read-all"] = b"".join(rd(r, o) for r in range(nregions) for o in range(16))
+    seeds["write-read-ff"] = b"".join(wrrd(r, o, 0xff) for r in range(nregions) for o in range(16))
+    seeds["write-read-55"] = b"".join(wrrd(r, o, 0x55) for r in range(nregions) for o in range(16))
+    seeds["wide"] = b"".join(rd(r, 0, 2) + rd(r, 0, 4) + wr(r, 0, 0, 4) for r in range(nregions))
+    seeds["host-events"] = (chr_in(b"hello\r\n") + advance(10**6) + fire() +
+                            save_restore() + slot_save() + reset() + slot_restore() +
+                            chr_mode(2) + chr_in(b"x") + chr_mode(0) + wallclock(3600))
+    return seeds
+
+
+# ---- per-device op seeds -----------------------------------------------------
+def uart_generic():
+    s = {}
+    # Linux 8250 probe + setup: divisor, 8N1, FIFOs, OUT2, all interrupts.
+    s["linux-setup"] = (wr(0, 3, 0x80) + wr(0, 0, 1) + wr(0, 1, 0) + wr(0, 3, 0x03) +
+                        wr(0, 2, 0xc7) + wr(0, 4, 0x0b) + wr(0, 1, 0x0f) +
+                        rd(0, 2) + rd(0, 5) + rd(0, 6) + wr(0, 0, 0x41) + rd(0, 2))
+    s["rx-fifo"] = (wr(0, 2, 0xc1) + wr(0, 4, 0x08) + wr(0, 1, 0x05) +
+                    chr_in(b"0123456789abcdefXYZ") + rd(0, 2) + rd(0, 5) +
+                    rrep(0, 0, 8) + advance(5 * 10**6) + fire() + rd(0, 2) + rrep(0, 0, 12) + rd(0, 5))
+    s["rx-overrun"] = (chr_in(b"ab") + rd(0, 5) + wr(0, 2, 0x01) + chr_in(b"0123456789abcdefgh") +
+                       wr(0, 1, 0x04) + rd(0, 2) + rd(0, 5) + save_restore() + rrep(0, 0, 17))
+    s["loopback"] = (wr(0, 4, 0x1f) + rd(0, 6) + wr(0, 2, 0x07) + wrep(0, 0, 20, 0x5a) +
+                     rd(0, 5) + rrep(0, 0, 20) + wr(0, 4, 0x00) + rd(0, 6) + chr_in(b"q"))
+    s["thr-irq"] = (wr(0, 4, 0x08) + wr(0, 1, 0x02) + rd(0, 2) + wr(0, 0, 0x42) +
+                    rd(0, 2) + chr_mode(3) + wr(0, 0, 0x43) + chr_mode(2) + wr(0, 0, 0x44) +
+                    wr(0, 1, 0x08) + wr(0, 4, 0x1b) + rd(0, 2) + rd(0, 6) + reset())
+    s["timeout-baud"] = (wr(0, 3, 0x83) + wr(0, 0, 0) + wr(0, 1, 0) + wr(0, 3, 0x1f) +
+                         wr(0, 2, 0xc1) + wr(0, 1, 0x01) + wr(0, 4, 0x08) + chr_in(b"z") +
+                         advance(10**9) + rd(0, 2) + slot_save() + rd(0, 0) + slot_restore())
+    return s
+
+
+def i8042_generic():
+    D, C = 0, 1  # region 0 = data port 0x60, region 1 = status/command 0x64
+    s = {}
+    s["selftest"] = wr(C, 0, 0xaa) + rd(C, 0) + rd(D, 0) + wr(C, 0, 0xab) + rd(D, 0)
+    s["ctr-rw"] = (wr(C, 0, 0x20) + rd(D, 0) + wr(C, 0, 0x60) + wr(D, 0, 0x47) +
+                   wr(C, 0, 0x20) + rd(C, 0) + rd(D, 0))
+    s["ports"] = (wr(C, 0, 0xad) + wr(C, 0, 0xa7) + wr(C, 0, 0xa9) + rd(D, 0) + wr(C, 0, 0xae) +
+                  wr(C, 0, 0xa8) + wr(C, 0, 0xa4) + rd(D, 0) + wr(C, 0, 0xe0) + rd(D, 0))
+    s["outport"] = (wr(C, 0, 0xd0) + rd(D, 0) + wr(C, 0, 0xd1) + wr(D, 0, 0xdf) +
+                    wr(C, 0, 0xd0) + rd(D, 0) + wr(C, 0, 0xd1) + wr(D, 0, 0xce))
+    s["echo-aux"] = (wr(C, 0, 0x60) + wr(D, 0, 0x43) + wr(C, 0, 0xd2) + wr(D, 0, 0x11) +
+                     wr(C, 0, 0xd3) + wr(D, 0, 0x22) + wr(C, 0, 0xd4) + wr(D, 0, 0xf4) +
+                     rd(C, 0) + rd(D, 0) + rd(C, 0) + rd(D, 0) + save_restore() + rrep(D, 0, 4))
+    s["kbd-cmd"] = (wr(D, 0, 0xff) + rd(D, 0) + wrep(D, 0, 10, 0xf4) + rd(C, 0) +
+                    wr(C, 0, 0x60) + wr(D, 0, 0x01) + slot_save() + wr(C, 0, 0x21) + slot_restore())
+    s["reset-line"] = wr(C, 0, 0xfe) + wr(C, 0, 0xf0) + wr(C, 0, 0xff)
+    return s
+
+
+def cmos_generic():
+    def reg_w(r, v):
+        return wr(0, 0, r) + wr(0, 1, v)
+
+    def reg_r(r):
+        return wr(0, 0, r) + rd(0, 1)
+    s = {}
+    s["read-clock"] = b"".join(reg_r(r) for r in (0, 2, 4, 6, 7, 8, 9, 0x0a, 0x0b, 0x0c, 0x0d, 0x32))
+    s["set-time"] = (reg_w(0x0b, 0x82) + reg_w(0, 0x30) + reg_w(2, 0x59) + reg_w(4, 0x23) +
+                     reg_w(7, 0x31) + reg_w(8, 0x12) + reg_w(9, 0x99) + reg_w(0x32, 0x20) +
+                     reg_w(0x0b, 0x02) + advance(2 * 10**9) + reg_r(0) + reg_r(4))
+    s["binary-12h"] = (reg_w(0x0b, 0x84) + reg_w(4, 0x8c) + reg_w(0x0b, 0x04) + reg_r(4) +
+                       reg_w(0x0b, 0x06) + reg_r(4) + wallclock(-86400 * 400) + reg_r(9))
+    s["periodic"] = (reg_w(0x0a, 0x26) + reg_w(0x0b, 0x42) + advance(10**6) + fire() +
+                     reg_r(0x0c) + fire() + reg_r(0x0c) + save_restore() + reg_w(0x0a, 0x23) + fire())
+    s["alarm-update"] = (reg_w(1, 0xff) + reg_w(3, 0xff) + reg_w(5, 0xff) + reg_w(0x0b, 0x32) +
+                         advance(3 * 10**9) + fire() + reg_r(0x0c) + reg_r(0x0a) + slot_save() +
+                         advance(10**9) + slot_restore() + reg_r(0x0c))
+    s["nvram"] = (b"".join(reg_w(r, r ^ 0xa5) for r in range(0x0e, 0x80, 7)) +
+                  b"".join(reg_r(r) for r in range(0x0e, 0x80, 7)) + reg_w(0x80 | 0x10, 1) + reg_r(0xff))
+    s["divider"] = (reg_w(0x0a, 0x70) + reg_r(0x0a) + advance(10**9) + reg_w(0x0a, 0x20) +
+                    advance(500 * 10**6) + reg_r(0x0a) + reg_r(0))
+    return s
+
+
+def testbug_generic():
+    # Benign: every feature except the unlock sequence (that one is the bug).
+    s = {}
+    s["scratch"] = wr(0, 0, 0x11223344, 4) + rd(0, 0, 8) + wr(0, 8, 3) + wr(0, 9, 0x77) + rd(0, 9)
+    s["irq-pulse"] = wr(0, 0xe, 0x83) + wr(0, 9, 0x41) + advance(2000) + rd(0, 0xe)
+    s["key-a-only"] = wr(0, 0xa, 0x4e) + wr(0, 8, 0x1f) + wr(0, 0xc, 0x41)
+    s["host"] = chr_in(b"k") + rd(0, 0xf) + save_restore() + reset()
+    return s
+
+
+# ---- fuzz_uart16550 (fuzz/harness/uart16550.c) -------------------------------
+def u_w(reg, v):
+    return bytes([reg, v])
+
+
+def u_r(reg, n=1):
+    return bytes([reg | (2 << 3), n - 1])
+
+
+def u_in(data):
+    return bytes([4 << 3, len(data)]) + data
+
+
+def u_adv(arg, scale):
+    return bytes([(5 << 3) | (scale << 6), arg])
+
+
+def u_ctl(which, arg=0):
+    return bytes([which | (6 << 3), arg])
+
+
+def u_dlab(reg, v):
+    return bytes([reg | (7 << 3), v])
+
+
+def uart_structured():
+    s = {}
+    s["init"] = (u_dlab(0, 1) + u_dlab(1, 0) + u_w(3, 3) + u_w(2, 0xc7) + u_w(4, 0x0b) +
+                 u_w(1, 0x0f) + u_ctl(6) + u_w(0, 0x41) + u_w(7, 0x5a) + u_r(7))
+    s["rx"] = (u_w(2, 0xc1) + u_w(4, 0x08) + u_w(1, 0x01) + u_in(b"0123456789abcdefg") +
+               u_r(2) + u_r(5) + u_ctl(5, 20) + u_adv(50, 2) + u_r(2))
+    s["loop"] = (u_w(4, 0x10) + u_r(6) + u_ctl(4, 20) + u_r(5) + u_ctl(5, 25) + u_w(4, 0) + u_r(6))
+    s["state"] = (u_w(1, 0x02) + u_w(4, 0x08) + u_in(b"ab") + u_ctl(0) + u_ctl(3, 1) +
+                  u_w(0, 0x31) + u_ctl(1) + u_ctl(2) + u_ctl(7, 3))
+    return s
+
+
+# ---- fuzz_cli -----------------------------------------------------------------
+def cli_seeds():
+    def argv(*a):
+        return b"\0".join(x.encode() for x in a)
+    return {
+        "minimal": argv("--kernel", "/dev/null"),
+        "full": argv("--kernel", "/dev/null", "--initramfs=/dev/null", "--cmdline",
+                     "console=ttyS0 quiet", "--cpus", "boot=2,max=2,topology=1:2:1:1,max_phys_bits=40",
+                     "--memory", "size=1G,shared=on,hugepages=off,prefault=off,mergeable=on,thp=off",
+                     "--serial", "tty", "--console", "off", "-vv", "--log-file", "/tmp/nimbus-fuzz-never.log"),
+        "devices": argv("--kernel", "/dev/null", "--disk", "path=/dev/null,readonly=on,direct=off,"
+                        "num_queues=2,queue_size=128,id=d0,serial=ABC",
+                        "path=/dev/zero,readonly=on,id=\"d,1\"", "--rng", "src=/dev/urandom",
+                        "--device", "plugin=uart16550,iobase=0x2f8,irq=3", "plugin=[a,b],x=\"1,2\"",
+                        "--plugin-dir", "/tmp"),
+        "help": argv("--help"),
+        "version": argv("-V"),
+        "errors": argv("--memory", "size=12Q", "--cpus", "boot=0", "--bogus", "--kernel"),
+        "sizes": argv("--memory=size=4096K", "512M", "2G", "1T", "0x1000", "18446744073709551615"),
+        "serial-file": argv("--kernel", "/dev/null", "--serial", "file=/nonexistent-dir/x", "--rng"),
+    }
+
+
+# ---- fuzz_kernel_loader ----------------------------------------------------------
+def loader_input(kernel, initrd=b"", cmdline=b"", flags=0):
+    return struct.pack("<IHBB", len(initrd), len(cmdline), flags, 0) + cmdline + initrd + kernel
+
+
+def elf_pvh(entry_size=4, via_sections=False, paddr=0x100000):
+    ehdr_size, phdr_size = 64, 56
+    note = struct.pack("<III", 4, entry_size, 18) + b"Xen\0" + (
+        struct.pack("<I", paddr) if entry_size == 4 else struct.pack("<Q", paddr))
+    phnum = 1 if via_sections else 2
+    note_off = ehdr_size + phnum * phdr_size
+    code_off = note_off + len(note)
+    code = b"\xf4" * 16  # hlt
+    sh_off = code_off + len(code) if via_sections else 0
+    total = code_off + len(code) + (2 * 64 if via_sections else 0)
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, paddr, ehdr_size, sh_off, 0,
+                               ehdr_size, phdr_size, phnum, 64, 2 if via_sections else 0, 0)
+    load = struct.pack("<IIQQQQQQ", 1, 5, 0, paddr, paddr, total, 0x2000, 0x1000)
+    ph = load
+    if not via_sections:
+        ph += struct.pack("<IIQQQQQQ", 4, 4, note_off, 0, 0, len(note), len(note), 4)
+    body = ehdr + ph + note + code
+    if via_sections:
+        null_sh = bytes(64)
+        note_sh = struct.pack("<IIQQQQIIQQ", 0, 7, 0, 0, note_off, len(note), 0, 0, 4, 0)
+        body += null_sh + note_sh
+    return body
+
+
+def bzimage(syssize_units=2, relocatable=1, pref=0x1000000, init_size=0x200000):
+    img = bytearray(1024 + syssize_units * 16)
+    img[0x1f1] = 1  # setup_sects: 1 sector of setup code + boot sector
+    struct.pack_into("<I", img, 0x1f4, syssize_units)
+    struct.pack_into("<H", img, 0x1fe, 0xaa55)
+    img[0x200:0x202] = b"\xeb\x66"
+    img[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", img, 0x206, 0x020f)
+    img[0x211] = 0x01  # LOADED_HIGH
+    struct.pack_into("<I", img, 0x22c, 0x37ffffff)
+    struct.pack_into("<I", img, 0x230, 0x200000)
+    img[0x234] = relocatable
+    struct.pack_into("<H", img, 0x236, 0x0001)  # XLF_KERNEL_64
+    struct.pack_into("<I", img, 0x238, 2047)
+    struct.pack_into("<Q", img, 0x258, pref)
+    struct.pack_into("<I", img, 0x260, init_size)
+    img[1024:] = b"\x90" * (syssize_units * 16)
+    return bytes(img)
+
+
+def loader_seeds():
+    return {
+        "elf-pvh": loader_input(elf_pvh(), cmdline=b"console=ttyS0"),
+        "elf-pvh-initrd": loader_input(elf_pvh(8), initrd=b"070701" + bytes(122), cmdline=b"root=/dev/ram0"),
+        "elf-sections": loader_input(elf_pvh(via_sections=True), flags=1),
+        "bzimage": loader_input(bzimage(), cmdline=b"console=ttyS0 earlyprintk"),
+        "bzimage-initrd": loader_input(bzimage(relocatable=0), initrd=bytes(range(256)) * 4),
+        "bzimage-low-pref": loader_input(bzimage(pref=0x10000), flags=2),
+        "garbage": loader_input(b"MZ" + bytes(100)),
+    }
+
+
+# ---- option strings from plugin descriptors -------------------------------------
+class NimbusPlugin(ctypes.Structure):
+    _fields_ = [("abi_major", ctypes.c_uint32), ("abi_minor", ctypes.c_uint32),
+                ("struct_size", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("name", ctypes.c_char_p), ("version", ctypes.c_char_p),
+                ("summary", ctypes.c_char_p), ("options", ctypes.c_char_p),
+                ("ops", ctypes.c_void_p)]
+
+
+def option_seeds(spec):
+    """Valid and invalid strings for an options spec like 'iobase=<port>,irq=<gsi>'."""
+    keys = [tok.split("=")[0] for tok in spec.split(",") if tok]
+    samples = {"port": ["0x2f8", "0", "65528", "0x10000"], "gsi": ["3", "23", "24"],
+               "bool": ["on", "off", "maybe"]}
+    s = {"empty": b"", "unknown": b"nosuchkey=1", "no-value": b"%s" % keys[0].encode() if keys else b"x",
+         "commas": b",,,", "long": b"k" * 40 + b"=" + b"v" * 100}
+    all_valid = []
+    for tok in spec.split(","):
+        if "=" not in tok:
+            continue
+        k, v = tok.split("=", 1)
+        kind = v.strip("<>")
+        vals = next((samples[x] for x in samples if x in kind), ["1", "0x10", "-1", ""])
+        for i, val in enumerate(vals):
+            s["%s-%d" % (k, i)] = ("%s=%s" % (k, val)).encode()
+        all_valid.append("%s=%s" % (k, vals[0]))
+    if all_valid:
+        s["all"] = ",".join(all_valid).encode()
+        s["dup"] = (",".join(all_valid * 2)).encode()
+    return s
+
+
+def write_option_dict(name, spec):
+    """Keys of the options spec plus syntax tokens, as a libFuzzer/AFL dict."""
+    toks = ['","', '"="', '"0x"', '"on"', '"off"', '"true"', '"false"']
+    for tok in spec.split(","):
+        if "=" in tok:
+            toks.append('"%s="' % tok.split("=")[0])
+    path = os.path.join(ROOT, "dict", "fuzz_options_%s.dict" % name)
+    with open(path, "w") as f:
+        f.write("# Generated by fuzz/tools/gen_seeds.py from %s's options: %s\n" % (name, spec))
+        f.write("\n".join(toks) + "\n")
+
+
+def write_set(target, seeds):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    for old in glob.glob(os.path.join(d, "seed-*")):  # seeds this run no longer makes
+        os.unlink(old)
+    for name, data in seeds.items():
+        with open(os.path.join(d, "seed-" + name), "wb") as f:
+            f.write(data)
+    print("%-28s %2d seeds" % (target, len(seeds)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build-dir", help="normal build tree, for per-plugin generated seeds")
+    args = ap.parse_args()
+
+    per_device = {"uart16550": (1, uart_generic), "i8042": (2, i8042_generic),
+                  "cmos": (1, cmos_generic)}
+    for name, (nreg, fn) in per_device.items():
+        seeds = generic_probe(nreg)
+        seeds.update(fn())
+        write_set("fuzz_plugin_" + name, seeds)
+    tb = generic_probe(1)
+    tb.update(testbug_generic())
+    write_set("testbug", tb)
+    write_set("fuzz_uart16550", uart_structured())
+    write_set("fuzz_cli", cli_seeds())
+    write_set("fuzz_kernel_loader", loader_seeds())
+
+    if args.build_dir:
+        plugin_dir = os.path.join(args.build_dir, "plugins")
+        for so in sorted(glob.glob(os.path.join(plugin_dir, "*.so"))):
+            lib = ctypes.CDLL(so)
+            p = NimbusPlugin.in_dll(lib, "nimbus_plugin_v1")
+            name = p.name.decode()
+            spec = (p.options or b"").decode()
+            write_set("fuzz_options_" + name, option_seeds(spec))
+            write_option_dict(name, spec)
+            write_set("fuzz_restore_" + name, restore_seeds(args.build_dir, name))
+    return 0
+
+
+def restore_seeds(build_dir, name):
+    """Final states of the op corpus, plus truncated/flipped variants."""
+    exe = os.path.join(build_dir, "fuzz", "fuzz_plugin_" + name)
+    corpus = os.path.join(CORPUS, "fuzz_plugin_" + name)
+    seeds = {}
+    if not (os.path.exists(exe) and os.path.isdir(corpus)):
+        return seeds
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, NIMBUS_FUZZ_DUMP_STATE=tmp)
+        subprocess.run([exe, corpus], env=env, check=True, stderr=subprocess.DEVNULL)
+        # A dozen distinct states is plenty; campaigns find the rest.
+        for i, path in enumerate(sorted(glob.glob(os.path.join(tmp, "state-*")))[:12]):
+            with open(path, "rb") as f:
+                blob = f.read()
+            seeds["state-%02d" % i] = blob
+            if i == 0 and blob:
+                seeds["truncated"] = blob[:-1]
+                seeds["extended"] = blob + b"\0"
+                flipped = bytearray(blob)
+                flipped[len(blob) // 2] ^= 0xff
+                seeds["flipped"] = bytes(flipped)
+    seeds["empty"] = b""
+    return seeds
+
+
+if __name__ == "__main__":
+    sys.exit(main())
