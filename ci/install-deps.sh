@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install everything nimbus needs to build, test, fuzz and boot guests on
+# Debian 12, from Debian's own packages only.  Idempotent; run as root.
+set -eu
+
+PKGS="
+build-essential cmake ninja-build pkg-config git ca-certificates file
+clang-14 llvm-14 libclang-rt-14-dev afl++
+libcmocka-dev liburing-dev libseccomp-dev libcjson-dev libslirp-dev
+acpica-tools
+qemu-system-x86 busybox-static cpio kmod e2fsprogs xz-utils zstd
+python3 python3-pytest
+podman runc debootstrap mmdebstrap
+iproute2 procps strace util-linux
+"
+
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    echo "install-deps: all packages present"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing packages:$missing" >&2
+    echo "install-deps: run as root (sudo $0) to install them" >&2
+    exit 1
+fi
+echo "install-deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+# Another apt run (unattended upgrades, a parallel job) may hold the lock.
+APT="apt-get -o DPkg::Lock::Timeout=600 -q"
+$APT update
+# shellcheck disable=SC2086
+$APT install -y --no-install-recommends $missing

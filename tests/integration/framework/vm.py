@@ -1,0 +1,189 @@
+"""A VMM process with its serial console on stdin/stdout (Firecracker's
+Microvm in spirit): spawn, wait for output, run commands, wait for the exit,
+and always clean up."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from . import agent
+from .console import Console
+
+# Live VMs of this test process, killed at exit whatever happened to the
+# fixtures (KeyboardInterrupt, a crash in a finalizer, ...).
+_LIVE: "set[Vm]" = set()
+
+
+class Vm:
+    """One VMM process.
+
+    stdin/stdout are pipes to the guest serial console (the VMM runs with
+    `--serial tty` or QEMU's `-serial stdio`), stderr goes to a file. The
+    process gets its own session so that kill() reaches any helper it spawned.
+    """
+
+    def __init__(self, name: str, argv: Sequence[str], workdir: Path,
+                 env: Optional[dict] = None):
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.workdir = Path(workdir)
+        self.env = env
+        self.proc: Optional[subprocess.Popen] = None
+        self.console: Optional[Console] = None
+        self.serial_log_path = self.workdir / f"{name}.serial.log"
+        self.stderr_path = self.workdir / f"{name}.stderr.log"
+        self._cleanups: List[Callable[[], None]] = []
+        self._stderr_file = None
+
+    # --- lifecycle -------------------------------------------------------
+
+    def start(self) -> "Vm":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._stderr_file = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._stderr_file, env=self.env, cwd=self.workdir,
+            start_new_session=True, close_fds=True)
+        _LIVE.add(self)
+        self.console = Console(self.proc.stdout.fileno(), self.serial_log_path)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return None if self.proc is None else self.proc.poll()
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the VMM to exit on its own; return its exit status.
+        Raises TimeoutError (the process is left for kill())."""
+        assert self.proc is not None, "VM not started"
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"{self.name} did not exit within {timeout:g} s") from None
+        self.console.join()
+        return rc
+
+    def add_cleanup(self, fn: Callable[[], None]) -> None:
+        """Run `fn` at kill(), after the process is gone (taps, files...)."""
+        self._cleanups.append(fn)
+
+    def kill(self) -> None:
+        """Stop the process group (TERM, then KILL), run cleanups. Idempotent."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                _signal_group(self.proc.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+            # Helpers may outlive the leader; the group id stays valid for them.
+            _signal_group(self.proc.pid, signal.SIGKILL)
+            if self.proc.poll() is None:
+                self.proc.wait()
+            if self.proc.stdin and not self.proc.stdin.closed:
+                try:
+                    self.proc.stdin.close()
+                except OSError:
+                    pass
+            if self.console:
+                self.console.join()
+            if self.proc.stdout:
+                self.proc.stdout.close()
+        if self._stderr_file:
+            self._stderr_file.close()
+            self._stderr_file = None
+        while self._cleanups:
+            self._cleanups.pop()()
+        _LIVE.discard(self)
+
+    # --- console ---------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        """Type `text` on the guest console (add "\\n" to submit a line)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def wait_for(self, pattern, timeout: float = 60.0, start: Optional[int] = None):
+        """Wait for a regex on the console after the cursor (see Console)."""
+        return self.console.wait_for(pattern, timeout, start=start, alive=self.alive)
+
+    def wait_ready(self, timeout: float = 180.0) -> "Vm":
+        """Wait for the guest initramfs shell (see framework.agent)."""
+        agent.wait_ready(self, timeout)
+        return self
+
+    def run(self, cmd: str, timeout: float = 60.0) -> Tuple[int, str]:
+        """Run a shell command line in the guest: (exit status, output)."""
+        return agent.run(self, cmd, timeout)
+
+    def check_output(self, cmd: str, timeout: float = 60.0) -> str:
+        """run(), asserting status 0; returns the output."""
+        rc, out = self.run(cmd, timeout)
+        if rc != 0:
+            raise AssertionError(f"guest command {cmd!r} exited {rc}:\n{out}")
+        return out
+
+    # --- logs ------------------------------------------------------------
+
+    @property
+    def serial_text(self) -> str:
+        return self.console.text if self.console else ""
+
+    @property
+    def stderr_text(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def describe(self) -> str:
+        state = "not started" if self.proc is None else (
+            "running" if self.alive() else f"exited {self.returncode}")
+        return f"{self.name}: {state}: {' '.join(self.argv)}"
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_all_live() -> None:
+    for vm in list(_LIVE):
+        vm.kill()
+
+
+def run_vmm(argv: Sequence[str], timeout: float, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+    """Run a VMM that is expected to exit by itself (bad arguments, bad
+    kernel): no console, stdin closed, captured output. The process group is
+    killed if it outlives `timeout` (then TimeoutExpired is raised)."""
+    proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=cwd, start_new_session=True, text=True,
+                            errors="replace")
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    finally:
+        _signal_group(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
