@@ -205,20 +205,10 @@ static void cmos_op_timer(void *dev, uint32_t timer_id)
 static int cmos_state_save(void *dev, void *buf, uint64_t cap, uint64_t *len)
 {
     const struct cmos *c = dev;
-    if (!len)
-        return -EINVAL;
-    *len = BLOB_SIZE;
-    if (cap == 0)
-        return 0;
-    if (!buf)
-        return -EINVAL;
-    if (cap < BLOB_SIZE)
-        return -ENOSPC;
+    int r = nimbus_state_begin(buf, cap, len, BLOB_MAGIC, BLOB_VERSION, BLOB_SIZE);
+    if (r <= 0)
+        return r;
     uint8_t *b = buf;
-    memset(b, 0, BLOB_SIZE);
-    nimbus_le_store(b, 4, BLOB_MAGIC);
-    nimbus_le_store(b + 4, 2, BLOB_VERSION);
-    nimbus_le_store(b + 6, 2, BLOB_SIZE);
     b[8] = c->index;
     nimbus_le_store(b + 16, 8, (uint64_t)c->off_sec);
     nimbus_le_store(b + 24, 4, (uint64_t)c->off_nsec);
@@ -230,9 +220,7 @@ static int cmos_state_restore(void *dev, const void *buf, uint64_t len)
 {
     struct cmos *c = dev;
     const uint8_t *b = buf;
-    if (!b || len != BLOB_SIZE || nimbus_le_load(b, 4) != BLOB_MAGIC ||
-        nimbus_le_load(b + 4, 2) != BLOB_VERSION ||
-        nimbus_le_load(b + 6, 2) != BLOB_SIZE)
+    if (!nimbus_state_check(b, len, BLOB_MAGIC, BLOB_VERSION, BLOB_SIZE))
         return -EINVAL;
     for (unsigned i = 9; i < 16; i++)
         if (b[i])

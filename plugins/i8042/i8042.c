@@ -375,20 +375,10 @@ static int i8042_io_write(void *dev, uint32_t region, uint64_t offset,
 static int i8042_state_save(void *dev, void *buf, uint64_t cap, uint64_t *len)
 {
     const struct i8042 *c = dev;
-    if (!len)
-        return -EINVAL;
-    *len = BLOB_SIZE;
-    if (cap == 0)
-        return 0;
-    if (!buf)
-        return -EINVAL;
-    if (cap < BLOB_SIZE)
-        return -ENOSPC;
+    int r = nimbus_state_begin(buf, cap, len, BLOB_MAGIC, BLOB_VERSION, BLOB_SIZE);
+    if (r <= 0)
+        return r;
     uint8_t *b = buf;
-    memset(b, 0, BLOB_SIZE);
-    nimbus_le_store(b, 4, BLOB_MAGIC);
-    nimbus_le_store(b + 4, 2, BLOB_VERSION);
-    nimbus_le_store(b + 6, 2, BLOB_SIZE);
     memcpy(b + 8, c->ram, RAM_LEN);
     b[40] = c->outport;
     b[41] = c->pending;
@@ -412,9 +402,7 @@ static int i8042_state_restore(void *dev, const void *buf, uint64_t len)
 {
     struct i8042 *c = dev;
     const uint8_t *b = buf;
-    if (!b || len != BLOB_SIZE || nimbus_le_load(b, 4) != BLOB_MAGIC ||
-        nimbus_le_load(b + 4, 2) != BLOB_VERSION ||
-        nimbus_le_load(b + 6, 2) != BLOB_SIZE)
+    if (!nimbus_state_check(b, len, BLOB_MAGIC, BLOB_VERSION, BLOB_SIZE))
         return -EINVAL;
     uint8_t count = b[44];
     if (!valid_pending(b[41]) || b[42] > 1 || count > QUEUE_LEN ||

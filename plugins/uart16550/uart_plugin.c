@@ -153,20 +153,10 @@ static uint64_t uart_chr_input(void *dev, const void *buf, uint64_t len)
 static int uart_state_save(void *dev, void *buf, uint64_t cap, uint64_t *len)
 {
     const struct uart *u = dev;
-    if (!len)
-        return -EINVAL;
-    *len = BLOB_SIZE;
-    if (cap == 0)
-        return 0;
-    if (!buf)
-        return -EINVAL;
-    if (cap < BLOB_SIZE)
-        return -ENOSPC;
+    int r = nimbus_state_begin(buf, cap, len, BLOB_MAGIC, BLOB_VERSION, BLOB_SIZE);
+    if (r <= 0)
+        return r;
     uint8_t *b = buf;
-    memset(b, 0, BLOB_SIZE);
-    nimbus_le_store(b + 0, 4, BLOB_MAGIC);
-    nimbus_le_store(b + 4, 2, BLOB_VERSION);
-    nimbus_le_store(b + 6, 2, BLOB_SIZE);
     const uint8_t regs[13] = {u->ier,       u->lcr,          u->mcr,
                               u->scr,       u->fcr,          u->dll,
                               u->dlm,       u->lsr_err,      u->msr_delta,
@@ -183,11 +173,7 @@ static int uart_state_restore(void *dev, const void *buf, uint64_t len)
 {
     struct uart *u = dev;
     const uint8_t *b = buf;
-    if (!b || len != BLOB_SIZE)
-        return -EINVAL;
-    if (nimbus_le_load(b, 4) != BLOB_MAGIC ||
-        nimbus_le_load(b + 4, 2) != BLOB_VERSION ||
-        nimbus_le_load(b + 6, 2) != BLOB_SIZE)
+    if (!nimbus_state_check(b, len, BLOB_MAGIC, BLOB_VERSION, BLOB_SIZE))
         return -EINVAL;
     struct uart n = *u;
     n.ier = b[8];

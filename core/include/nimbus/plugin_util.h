@@ -145,4 +145,45 @@ static inline void nimbus_le_store(void *p, uint32_t len, uint64_t v)
         b[i] = (uint8_t)(v >> (8 * i));
 }
 
+/*
+ * Versioned state blobs (state_save/state_restore): an 8-byte header of
+ * magic (4 bytes), version (2) and total size (2), little-endian, then the
+ * plugin's fields.  A fixed-size blob keeps restore validation simple.
+ */
+#define NIMBUS_STATE_HEADER 8u
+
+/*
+ * Start a save: reports the size in *len and, when there is room, zeroes
+ * buf and writes the header.  Returns 1 when the caller should fill in its
+ * fields, 0 for a size query (cap == 0), or a negative errno (-ENOSPC when
+ * 0 < cap < size, as the ABI requires).
+ */
+static inline int nimbus_state_begin(void *buf, uint64_t cap, uint64_t *len, uint32_t magic,
+                                     uint16_t version, uint16_t size)
+{
+    if (!len)
+        return -EINVAL;
+    *len = size;
+    if (cap == 0)
+        return 0;
+    if (!buf)
+        return -EINVAL;
+    if (cap < size)
+        return -ENOSPC;
+    memset(buf, 0, size);
+    nimbus_le_store(buf, 4, magic);
+    nimbus_le_store((uint8_t *)buf + 4, 2, version);
+    nimbus_le_store((uint8_t *)buf + 6, 2, size);
+    return 1;
+}
+
+/* True when an untrusted blob has exactly this header and size. */
+static inline int nimbus_state_check(const void *buf, uint64_t len, uint32_t magic,
+                                     uint16_t version, uint16_t size)
+{
+    const uint8_t *b = (const uint8_t *)buf;
+    return b && len == size && nimbus_le_load(b, 4) == magic &&
+           nimbus_le_load(b + 4, 2) == version && nimbus_le_load(b + 6, 2) == size;
+}
+
 #endif /* NIMBUS_PLUGIN_UTIL_H */
