@@ -235,6 +235,8 @@ do_smoke() {
     local t0 status=0 lf afl t line
     t0=$(date +%s)
     log "smoke: replay of every corpus and regression (ASan/UBSan)"
+    # A fresh clone has no build tree yet; the log lives in it.
+    mkdir -p "$ROOT/build-fuzz-replay"
     do_replay >"$ROOT/build-fuzz-replay/fuzz-ctest.log" 2>&1 ||
         { tail -n 40 "$ROOT/build-fuzz-replay/fuzz-ctest.log"; log "smoke: replay FAILED"; status=1; }
     lf=$(build libfuzzer) || return 1

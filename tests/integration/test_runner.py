@@ -111,7 +111,8 @@ def test_command_past_timeout_is_killed(tmp_path, run_env):
     elapsed = time.monotonic() - t0
     assert res.returncode == 124, res.stderr
     assert "vmrun: timeout after 20 s" in res.stderr
-    assert 20 <= elapsed < 60, elapsed
+    # The watchdog counts whole seconds, so it may fire up to 1 s early.
+    assert 19 <= elapsed < 60, elapsed
     assert_no_qemu_left(run_env)
 
 
