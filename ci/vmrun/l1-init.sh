@@ -66,6 +66,14 @@ mount -t tmpfs -o mode=0755 tmpfs $R/run || die "tmpfs /run"
 mkdir -p $R/run/vmrun/job
 mount -t 9p -o "$P9" vmrun_job $R/run/vmrun/job || die "cannot mount the job share"
 cwd=$(cat $R/run/vmrun/job/cwd) || die "no cwd in the job share"
+# The checkout (read-only), when the cwd share does not contain it; mounted
+# before the cwd so that a cwd inside the checkout stays writable.
+if [ -f $R/run/vmrun/job/repo ]; then
+    repo=$(cat $R/run/vmrun/job/repo)
+    mkdir -p "$R$repo"
+    mount -t 9p -o "$P9,ro,cache=loose" vmrun_repo "$R$repo" ||
+        die "cannot mount the checkout share at $repo"
+fi
 # Last, so that a cwd under /tmp or /run lands on top of those tmpfs mounts.
 # cache=mmap: coherent with the host, yet allows shared writable mmap.
 mkdir -p "$R$cwd"
