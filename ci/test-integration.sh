@@ -15,7 +15,7 @@
 #
 # Environment: NIMBUS_BIN (nimbus binary, default build/nimbus),
 # NIMBUS_IT_GUEST_TIMEOUT (seconds for the whole nested guest part, default
-# 1500), everything ci/vmrun.sh and ci/guest-assets.sh read.
+# 900), everything ci/vmrun.sh and ci/guest-assets.sh read.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -83,7 +83,7 @@ if [[ " $parts " == *" guest "* ]]; then
         "${guest_cmd[@]}"
     else
         say "guest part: pytest -m 'not host', inside ci/vmrun.sh"
-        "$here/vmrun.sh" --timeout "${NIMBUS_IT_GUEST_TIMEOUT:-1500}" -- "${guest_cmd[@]}"
+        "$here/vmrun.sh" --timeout "${NIMBUS_IT_GUEST_TIMEOUT:-900}" -- "${guest_cmd[@]}"
     fi
     check guest $? $((SECONDS - t))
 fi
