@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install everything nimbus needs to build, test, fuzz and boot guests on
-# Debian 12, from Debian's own packages only.  Idempotent; run as root.
+# Debian 12, from Debian's own packages only.  Idempotent; as a normal user it uses sudo.
 set -eu
 
 PKGS="
@@ -24,8 +24,12 @@ if [ -z "$missing" ]; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        echo "install-deps: missing packages:$missing; installing with sudo" >&2
+        exec sudo "$0" "$@"
+    fi
     echo "install-deps: missing packages:$missing" >&2
-    echo "install-deps: run as root (sudo $0) to install them" >&2
+    echo "install-deps: run this script as root to install them" >&2
     exit 1
 fi
 echo "install-deps: installing:$missing"
