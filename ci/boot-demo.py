@@ -21,10 +21,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--memory", default="1G")
+    ap.add_argument("-v", action="count", default=0, help="pass -v to nimbus")
     a = ap.parse_args()
     assets = paths.assets()
     argv = nimbus_argv(ROOT / "build" / "nimbus", assets.guest_kernel, assets.guest_initramfs,
-                       cpus=a.cpus, memory=a.memory)
+                       cpus=a.cpus, memory=a.memory, extra=["-v"] * a.v)
     print("$ " + " ".join(argv), flush=True)
     with tempfile.TemporaryDirectory() as td:
         vm = Vm("demo", argv, Path(td)).start()
@@ -40,6 +41,7 @@ def main():
         except Exception:
             print(vm.serial_text[-4000:], file=sys.stderr)
             print(vm.stderr_text[-4000:], file=sys.stderr)
+            print(f"nimbus: {vm.describe()}", file=sys.stderr)
             raise
         finally:
             vm.kill()

@@ -21,7 +21,7 @@ while (($#)); do
     --cpus) cpus=${2:?--cpus needs a value}; shift 2 ;;
     --memory) memory=${2:?--memory needs a value}; shift 2 ;;
     --demo) demo=1; shift ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "boot-guest: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done

@@ -256,8 +256,11 @@ static void *vcpu_thread(void *arg)
         case KVM_EXIT_HLT:
             break;
         case KVM_EXIT_SHUTDOWN:
-            /* Triple fault: how Linux resets when nothing else worked. */
-            log_info("vCPU %u: triple fault (guest reset)", v->index);
+            /*
+             * Triple fault: Linux's last-resort reset, but also what a
+             * crashing guest does, so say it even without -v.
+             */
+            log_warn("vCPU %u: triple fault; treating it as a guest reset", v->index);
             vm_request_exit(vm, VM_EXIT_RESET, 0);
             break;
         case KVM_EXIT_SYSTEM_EVENT:
