@@ -83,6 +83,7 @@ struct uart {
     uint16_t iobase;
     uint32_t gsi;
     uint32_t irq_out;       /* level last driven on the GSI */
+    uint8_t irq_sources;    /* enabled sources pending at the last update */
     int input_blocked;      /* chr_input turned bytes away; owe a ready call */
     uint64_t tx_dropped;    /* bytes the backend did not accept */
 

@@ -82,15 +82,48 @@ static uint8_t iir_id(const struct uart *u)
     return UART_IIR_NONE;
 }
 
+/* Enabled interrupt sources that are pending, one bit per IIR cause. */
+static uint8_t pending_sources(const struct uart *u)
+{
+    uint8_t s = 0;
+    if ((u->ier & UART_IER_ELSI) && u->lsr_err)
+        s |= 1;
+    if ((u->ier & UART_IER_ERBFI) && u->rx_count &&
+        (!fifo_on(u) || u->rx_count >= rx_trigger(u) || u->rx_timeout))
+        s |= 2;
+    if ((u->ier & UART_IER_ETBEI) && u->thr_ipending)
+        s |= 4;
+    if ((u->ier & UART_IER_EDSSI) && u->msr_delta)
+        s |= 8;
+    return s;
+}
+
 /*
  * On PCs the UART's interrupt output reaches the PIC/IOAPIC only through a
  * buffer enabled by OUT2; in loopback mode the OUT2 pin is forced inactive,
  * so interrupts are visible in IIR but never on the line.
+ *
+ * ISA interrupts are edge-triggered.  Our transmitter is infinitely fast,
+ * so a THR write clears and re-asserts THRE inside one access, and input can
+ * arrive while another cause holds the line high: either way a real chip
+ * would have produced a fresh rising edge, ours would not, and the guest
+ * would wait forever for an interrupt it never gets.  So when a cause
+ * becomes pending while the line is already high, the line is pulsed.
  */
 void uart_update_irq(struct uart *u, int force)
 {
-    uint32_t level = iir_id(u) != UART_IIR_NONE &&
+    uint8_t sources = pending_sources(u);
+    uint32_t level = sources != 0 &&
                      (u->mcr & (UART_MCR_OUT2 | UART_MCR_LOOP)) == UART_MCR_OUT2;
+    int fresh = (sources & ~u->irq_sources) != 0;
+    u->irq_sources = sources;
+    if (level && u->irq_out && fresh && !force) {
+        if (u->host->irq_set_level) {
+            u->host->irq_set_level(u->hctx, u->gsi, 0);
+            u->host->irq_set_level(u->hctx, u->gsi, 1);
+        }
+        return;
+    }
     if (level == u->irq_out && !force)
         return;
     u->irq_out = level;
@@ -202,6 +235,8 @@ uint64_t uart_receive(struct uart *u, const uint8_t *buf, uint64_t len)
 static void transmit(struct uart *u, uint8_t c)
 {
     u->thr_ipending = 0;
+    /* The written byte consumed THRE: its re-assertion below is a new cause. */
+    u->irq_sources &= (uint8_t)~4u;
     if (u->mcr & UART_MCR_LOOP) {
         rx_push(u, c);
         restart_timeout(u);
@@ -371,6 +406,7 @@ void uart_reset(struct uart *u)
     u->rbr_last = 0;
     rx_clear(u);
     u->irq_out = 0;
+    u->irq_sources = 0;
     uart_update_irq(u, 1);
     uart_kick_input(u);
 }
