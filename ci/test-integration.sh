@@ -85,7 +85,24 @@ if [[ " $parts " == *" guest "* ]]; then
         say "guest part: pytest -m 'not host', inside ci/vmrun.sh"
         "$here/vmrun.sh" --timeout "${NIMBUS_IT_GUEST_TIMEOUT:-900}" -- "${guest_cmd[@]}"
     fi
-    check guest $? $((SECONDS - t))
+    rc=$?
+    # In the nested host (QEMU TCG emulating SVM) the L2 guest occasionally
+    # resets on its own, under QEMU/KVM as under nimbus.  Rerun only the tests
+    # that failed, once, in a fresh nested host, and say so; a test that fails
+    # twice fails the run.  NIMBUS_IT_RETRY=0 turns this off.
+    if ((rc == 1)) && [[ $mode == nested && ${NIMBUS_IT_RETRY:-1} == 1 ]]; then
+        mapfile -t again < <("$PY" "$here/lib/failed-tests.py" "$results/integration-guest.xml")
+        if ((${#again[@]} > 0 && ${#again[@]} <= 4)); then
+            say "WARNING: ${#again[@]} guest test(s) failed; rerunning them once in a fresh" \
+                "nested host: ${again[*]}"
+            "$here/vmrun.sh" --timeout "${NIMBUS_IT_GUEST_TIMEOUT:-900}" -- "$PY" -m pytest \
+                --junitxml="$results/integration-guest-retry.xml" "${pytest_args[@]}" "${again[@]}"
+            rc=$?
+            ((rc != 0)) || say "WARNING: the rerun passed; first failures are in" \
+                "integration-guest.xml and $NIMBUS_TEST_LOG_DIR"
+        fi
+    fi
+    check guest $rc $((SECONDS - t))
 fi
 
 say "summary:"
