@@ -12,8 +12,10 @@
 #                                      the L2 guest that nimbus boots
 #   guest/vmlinux                      the same kernel uncompressed (ELF with the
 #                                      PVH note), for nimbus' PVH boot path
-#   guest/initramfs.cpio.gz            busybox initramfs: prints NIMBUS-GUEST-READY,
-#                                      then a respawning shell on the console
+#   guest/initramfs.cpio.gz            busybox initramfs: loads the virtio modules,
+#                                      prints NIMBUS-GUEST-READY, then a respawning
+#                                      shell on the console (ttyS0 or hvc0)
+#   guest/modules.list                 the modules in that initramfs, load order
 #   guest/modules/lib/modules/<kver>/  the cloud kernel's module tree (with
 #                                      modules.dep), ready to merge into a guest root
 #   guest/kernel-release               <kver>
@@ -58,6 +60,13 @@ L1_MODULES=(
     9pnet 9pnet_virtio 9p overlay
     irqbypass kvm ccp kvm_amd kvm_intel
     tun
+)
+
+# Modules the L2 guest initramfs loads at boot (the cloud kernel has virtio
+# as modules), with their dependencies: virtio-pci transport, block,
+# console (hvc0) and entropy devices.
+GUEST_MODULES=(
+    virtio_pci virtio_blk virtio_console virtio_rng
 )
 
 # Files whose content defines what gets built (part of the cache key).
@@ -218,6 +227,10 @@ printf '%s\n' "$cloud_kver" >"$out/guest/kernel-release"
 t=$work/guest-tree
 new_initramfs_tree "$t"
 install -m 755 "$here/lib/guest-init.sh" "$t/init"
+kmod_closure "$work/cloud/lib/modules/$cloud_kver" "$t/lib/modules" "${GUEST_MODULES[@]}" ||
+    die "module closure failed for $cloud_kver"
+log "L2 modules: $(tr '\n' ' ' <"$t/lib/modules/load.order")"
+cp "$t/lib/modules/load.order" "$out/guest/modules.list"
 pack_cpio "$t" "$out/guest/initramfs.cpio.gz"
 mkdir -p "$out/guest/modules/lib/modules"
 mv "$work/cloud/lib/modules/$cloud_kver" "$out/guest/modules/lib/modules/"

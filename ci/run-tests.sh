@@ -6,7 +6,8 @@
 #   ci/run-tests.sh                 all stages
 #   ci/run-tests.sh unit asan       only the named stages
 #
-# Stages: deps build unit asan fuzz container integration bench
+# Stages: deps build unit asan fuzz container integration bench bench-blk
+# (bench and bench-blk only when named: they measure, they do not test).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +40,8 @@ stage_container() { ci/test-container.sh; }
 stage_integration() { ci/test-integration.sh; }
 stage_bench() { /usr/bin/python3 ci/bench-startup.py --nimbus build/nimbus \
     --guest build/tests/guests/tiny.elf; }
+# virtio-blk, nimbus vs QEMU; runs itself in ci/vmrun.sh where needed (~3 min).
+stage_bench-blk() { /usr/bin/python3 ci/bench-blk.py --nimbus build/nimbus; }
 
 mkdir -p "$RESULTS"
 passed=0
@@ -47,7 +50,7 @@ failed_names=""
 t_all=$(date +%s)
 for s in $STAGES; do
     if ! declare -F "stage_$s" >/dev/null; then
-        echo "run-tests: unknown stage '$s' (stages: $ALL bench)" >&2
+        echo "run-tests: unknown stage '$s' (stages: $ALL bench bench-blk)" >&2
         exit 2
     fi
     echo "=== stage $s ==="

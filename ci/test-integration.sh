@@ -15,7 +15,9 @@
 #
 # Environment: NIMBUS_BIN (nimbus binary, default build/nimbus),
 # NIMBUS_IT_GUEST_TIMEOUT (seconds for the whole nested guest part, default
-# 900), everything ci/vmrun.sh and ci/guest-assets.sh read.
+# 900), NIMBUS_IT_VIRTIO_VMMS (VMMs the virtio tests boot: nimbus (default),
+# qemu, or nimbus,qemu; QEMU only checks the tests against a reference),
+# everything ci/vmrun.sh and ci/guest-assets.sh read.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

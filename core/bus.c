@@ -103,10 +103,14 @@ int bus_access(struct bus *b, uint64_t addr, void *data, uint32_t len, int is_wr
         return -ENOENT;
     }
     /*
-     * The handler runs under the read lock: removal (hotplug) waits for
-     * in-flight accesses, so a device is never freed under a vCPU.
+     * The handler runs after the lock is dropped: a PCI config write (on
+     * either bus) can move a BAR, i.e. add and remove ranges of this very
+     * bus from inside a handler, which would deadlock on the rwlock.  So a
+     * range's opaque must outlive its removal until every vCPU has left the
+     * handler: the owner removes ranges of a device it is about to free only
+     * with the vCPUs paused or stopped (hotplug pauses them).
      */
-    r.fn(r.opaque, r.region, off, data, len, is_write);
     pthread_rwlock_unlock(&b->lock);
+    r.fn(r.opaque, r.region, off, data, len, is_write);
     return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * PIO and MMIO dispatch: a sorted array of non-overlapping ranges searched
- * by bisection, read-locked on the vCPU path so later hotplug can add and
- * remove ranges while vCPUs run.
+ * by bisection under a read lock; handlers run outside the lock so one may
+ * add or remove ranges (a guest moving a PCI BAR).  Ranges of a device that
+ * is going away are removed with the vCPUs paused or stopped.
  */
 #ifndef NIMBUS_BUS_H
 #define NIMBUS_BUS_H

@@ -264,7 +264,7 @@ out:
     return r;
 }
 
-/* --serial / --console: exactly one of off|null|tty|file=PATH. */
+/* --serial / --console: exactly one of off|null|tty|pty|file=PATH. */
 static enum cli_result opt_chr(struct cli_state *st, const char *ctx, const char *val,
                                struct chr_config *chr)
 {
@@ -285,11 +285,11 @@ static enum cli_result opt_chr(struct cli_state *st, const char *ctx, const char
 
     enum cli_result r = CLI_ERROR;
     if (o.n != 1) {
-        fail(st, ctx, "expected one of off|null|tty|file=<path>, got '%s'", val);
+        fail(st, ctx, "expected one of off|null|tty|pty|file=<path>, got '%s'", val);
         goto out;
     }
     const struct cli_opt *it = &o.items[0];
-    if (strcmp(it->key, "pty") == 0 || strcmp(it->key, "socket") == 0) {
+    if (strcmp(it->key, "socket") == 0) {
         fail(st, ctx, "'%s' is not supported yet", it->raw);
         goto out;
     }
@@ -301,6 +301,8 @@ static enum cli_result opt_chr(struct cli_state *st, const char *ctx, const char
         chr->mode = CHR_NULL;
     } else if (strcmp(it->key, "tty") == 0) {
         chr->mode = CHR_TTY;
+    } else if (strcmp(it->key, "pty") == 0) {
+        chr->mode = CHR_PTY;
     } else {
         chr->mode = CHR_FILE;
         chr->path = strdup(it->value);
@@ -323,6 +325,7 @@ static enum cli_result opt_serial(struct cli_state *st, const char *ctx, const c
 
 static enum cli_result opt_console(struct cli_state *st, const char *ctx, const char *val)
 {
+    st->cfg->console_given = 1;
     return opt_chr(st, ctx, val, &st->cfg->console);
 }
 
@@ -552,11 +555,13 @@ static void print_help(FILE *out)
 "          1024); size is a multiple of 4 KiB and at least %llu MiB (2 MiB\n"
 "          multiple with hugepages=on). [default: size=512M,shared=off,\n"
 "          hugepages=off,prefault=off,mergeable=off,thp=on]\n"
-"      --serial off|null|tty|file=<path>\n"
+"      --serial off|null|tty|pty|file=<path>\n"
 "          16550 UART on COM1. [default: null]\n"
-"      --console off|null|tty|file=<path>\n"
-"          virtio console. Only one of --serial and --console may be tty.\n"
-"          [default: off]\n"
+"      --console off|null|tty|pty|file=<path>\n"
+"          virtio console (guest: console=hvc0). Only one of --serial and\n"
+"          --console may be tty; --serial tty alone turns the console off;\n"
+"          pty prints its /dev/pts path on stderr.\n"
+"          [default: tty]\n"
 "      --disk path=<disk_image_path>,readonly=on|off,direct=on|off,"
 "num_queues=<n>,queue_size=<size>,id=<device_id>,serial=<serial_number> [multiple]\n"
 "          virtio-blk disk, at most %d. num_queues 1-%u, queue_size a power of\n"
@@ -657,8 +662,12 @@ static enum cli_result validate(struct cli_state *st)
     if (check_chr(st, "--serial", &cfg->serial) != CLI_OK ||
         check_chr(st, "--console", &cfg->console) != CLI_OK)
         return CLI_ERROR;
-    if (cfg->serial.mode == CHR_TTY && cfg->console.mode == CHR_TTY)
-        return fail(st, NULL, "--serial tty and --console tty cannot be used together");
+    if (cfg->serial.mode == CHR_TTY && cfg->console.mode == CHR_TTY) {
+        if (cfg->console_given)
+            return fail(st, NULL, "--serial tty and --console tty cannot be used together");
+        /* `--serial tty` alone means "the serial port is my terminal". */
+        st->cfg->console.mode = CHR_OFF;
+    }
     if (cfg->log_file && check_parent_dir(st, "--log-file", cfg->log_file) != CLI_OK)
         return CLI_ERROR;
     if (cfg->plugin_dir) {

@@ -16,9 +16,7 @@ void config_init(struct vm_config *cfg)
     cfg->memory.size = 512ull << 20;
     cfg->memory.thp = 1;
     cfg->serial.mode = CHR_NULL;
-    /* Cloud Hypervisor's default is a virtio console on the tty; until the
-     * virtio-console plugin exists the default is off (see README). */
-    cfg->console.mode = CHR_OFF;
+    cfg->console.mode = CHR_TTY; /* Cloud Hypervisor's default */
 }
 
 void config_free(struct vm_config *cfg)

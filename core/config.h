@@ -58,6 +58,7 @@ struct vm_config {
     struct memory_config memory;
     struct chr_config serial;   /* --serial, 16550 on COM1; default null */
     struct chr_config console;  /* --console, virtio-console; default tty */
+    int console_given;          /* --console was on the command line */
     struct device_config devices[CONFIG_MAX_DEVICES];
     uint32_t ndevices;
     struct disk_config disks[CONFIG_MAX_DISKS];

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "virtio/virtio_pci.h"
 
 /* ---- plugin loading ---------------------------------------------------- */
 
@@ -354,6 +355,39 @@ static void h_request_shutdown(void *hctx, uint32_t kind)
         d->env->shutdown(d->env->opaque, kind);
 }
 
+/* Virtqueue services exist only for devices behind the virtio transport. */
+static int h_vq_pop(void *hctx, uint32_t queue, nimbus_vq_buf *bufs, uint32_t cap,
+                    uint32_t *nbufs, uint32_t *head)
+{
+    struct device *d = hctx;
+    return d->virtio ? virtio_pci_vq_pop(d->virtio, queue, bufs, cap, nbufs, head) : -ENODEV;
+}
+
+static int h_vq_push(void *hctx, uint32_t queue, uint32_t head, uint32_t written)
+{
+    struct device *d = hctx;
+    return d->virtio ? virtio_pci_vq_push(d->virtio, queue, head, written) : -ENODEV;
+}
+
+static int h_vq_notify(void *hctx, uint32_t queue)
+{
+    struct device *d = hctx;
+    return d->virtio ? virtio_pci_vq_notify(d->virtio, queue) : -ENODEV;
+}
+
+static int h_virtio_config_changed(void *hctx)
+{
+    struct device *d = hctx;
+    return d->virtio ? virtio_pci_config_changed(d->virtio) : -ENODEV;
+}
+
+static void h_virtio_needs_reset(void *hctx)
+{
+    struct device *d = hctx;
+    if (d->virtio)
+        virtio_pci_needs_reset(d->virtio, "reported by the device");
+}
+
 const nimbus_host_api device_host_api = {
     .struct_size = sizeof(nimbus_host_api),
     .abi_major = NIMBUS_ABI_MAJOR,
@@ -372,6 +406,11 @@ const nimbus_host_api device_host_api = {
     .chr_write = h_chr_write,
     .chr_input_ready = h_chr_input_ready,
     .request_shutdown = h_request_shutdown,
+    .vq_pop = h_vq_pop,
+    .vq_push = h_vq_push,
+    .vq_notify = h_vq_notify,
+    .virtio_config_changed = h_virtio_config_changed,
+    .virtio_needs_reset = h_virtio_needs_reset,
 };
 
 /* ---- instances ----------------------------------------------------------- */
@@ -498,6 +537,25 @@ struct device *device_create(const nimbus_plugin *p, const char *options,
         }
         d->nmapped = i + 1;
     }
+    if (d->ops.virtio_info) {
+        /* The transport owns a virtio device's address space. */
+        if (nreg != 0) {
+            snprintf(err, errlen, "%s: a virtio plugin must not report regions", p->name);
+            goto fail;
+        }
+        nimbus_virtio_info info = {.struct_size = sizeof(info)};
+        pthread_mutex_lock(&d->lock);
+        r = d->ops.virtio_info(d->state, &info);
+        pthread_mutex_unlock(&d->lock);
+        if (r < 0) {
+            snprintf(err, errlen, "%s: cannot describe its virtio device: %s", p->name,
+                     strerror(-r));
+            goto fail;
+        }
+        d->virtio = virtio_pci_create(d, &info, err, errlen);
+        if (!d->virtio)
+            goto fail;
+    }
     if (chr && chr_attach(chr, device_chr_sink, d) < 0) {
         snprintf(err, errlen, "%s: cannot attach its character backend", p->name);
         goto fail;
@@ -510,6 +568,10 @@ fail:
 
 void device_reset(struct device *d)
 {
+    if (d->virtio) {
+        virtio_pci_reset(d->virtio);
+        return;
+    }
     pthread_mutex_lock(&d->lock);
     d->ops.reset(d->state);
     pthread_mutex_unlock(&d->lock);
@@ -548,6 +610,9 @@ void device_destroy(struct device *d)
             el_unwatch(d->env->el, d->timer_fd);
         close(d->timer_fd);
     }
+    /* After the plugin: nothing can pop, push or kick any more. */
+    virtio_pci_destroy(d->virtio);
+    d->virtio = NULL;
     pthread_mutex_destroy(&d->lock);
     free(d);
 }

@@ -34,7 +34,13 @@ struct device_env {
     void (*shutdown)(void *opaque, uint32_t kind);
     void *opaque;
     struct irq_share *irqs; /* NULL: levels go straight to irq_line */
+    struct pci_host *pci;   /* where virtio devices go; NULL: none allowed */
+    /* Register (assign=1) or drop a KVM ioeventfd; NULL: kicks always exit. */
+    int (*ioeventfd)(void *opaque, uint64_t addr, uint32_t len, int fd, int assign);
 };
+
+struct pci_host;
+struct virtio_pci;
 
 struct device_watch {
     struct device *dev;
@@ -58,6 +64,7 @@ struct device {
     uint64_t timer_deadline[DEVICE_MAX_TIMERS];
     uint64_t bad_accesses;
     uint8_t irq_level[24]; /* this device's contribution per GSI */
+    struct virtio_pci *virtio; /* transport, for plugins with virtio_info */
     struct device *next;
 };
 

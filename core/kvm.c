@@ -194,3 +194,12 @@ int kvm_has_msr(const struct kvm *k, uint32_t index)
             return 1;
     return 0;
 }
+
+int kvm_ioeventfd(struct kvm *k, uint64_t addr, uint32_t len, int fd, int assign)
+{
+    /* No datamatch: any write of `len` bytes at addr signals fd in the kernel. */
+    struct kvm_ioeventfd io = {.addr = addr, .len = len, .fd = fd,
+                               .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN};
+    int r = ioctl(k->vm_fd, KVM_IOEVENTFD, &io);
+    return r < 0 ? -errno : 0;
+}

@@ -33,6 +33,11 @@ int kvm_map_memory(struct kvm *k, const struct guest_mem *gm, char *err, size_t 
 int kvm_irq_line(struct kvm *k, uint32_t gsi, uint32_t level);
 /* Inject an MSI. */
 int kvm_signal_msi(struct kvm *k, uint64_t addr, uint32_t data);
+/*
+ * Let KVM complete guest MMIO writes of `len` bytes at `addr` by signalling
+ * eventfd `fd` instead of exiting to userspace (assign = 0 removes it).
+ */
+int kvm_ioeventfd(struct kvm *k, uint64_t addr, uint32_t len, int fd, int assign);
 /* True when the MSR index is in KVM_GET_MSR_INDEX_LIST. */
 int kvm_has_msr(const struct kvm *k, uint32_t index);
 

@@ -106,8 +106,8 @@ static void on_signal(void *opaque, int fd, uint32_t revents)
 
 /* ---- construction --------------------------------------------------------- */
 
-static int add_device(struct vm *vm, const char *plugin, const char *options,
-                      struct chardev *chr, char *err, size_t errlen)
+int vm_add_device(struct vm *vm, const char *plugin, const char *options, struct chardev *chr,
+                  char *err, size_t errlen)
 {
     char storage[4][4096];
     const char *dirs[5];
@@ -189,45 +189,37 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
                                   .opaque = vm,
                                   .irqs = &vm->irqs};
 
+    if (vm_pci_init(vm, err, errlen) < 0)
+        return -1;
+
     /* Legacy platform devices, each a plugin. */
     char opts[128];
     struct acpi_legacy_dev adevs[4];
     unsigned nadevs = 0;
     if (cfg->serial.mode != CHR_OFF) {
-        vm->serial = chr_open(&cfg->serial, vm->el, err, errlen);
+        vm->serial = chr_open_named(&cfg->serial, "serial port", vm->el, err, errlen);
         if (!vm->serial)
             return -1;
         snprintf(opts, sizeof(opts), "iobase=0x%x,irq=%u", LAYOUT_COM1_PORT, LAYOUT_COM1_IRQ);
-        if (add_device(vm, "uart16550", opts, vm->serial, err, errlen) < 0)
+        if (vm_add_device(vm, "uart16550", opts, vm->serial, err, errlen) < 0)
             return -1;
         adevs[nadevs++] = (struct acpi_legacy_dev){"PNP0501", "COM1", LAYOUT_COM1_PORT, 8,
                                                    LAYOUT_COM1_IRQ};
     }
     snprintf(opts, sizeof(opts), "iobase=0x%x", LAYOUT_I8042_PORT);
-    if (add_device(vm, "i8042", opts, NULL, err, errlen) < 0)
+    if (vm_add_device(vm, "i8042", opts, NULL, err, errlen) < 0)
         return -1;
     snprintf(opts, sizeof(opts), "iobase=0x%x,irq=%u", LAYOUT_RTC_PORT, LAYOUT_RTC_IRQ);
-    if (add_device(vm, "cmos", opts, NULL, err, errlen) < 0)
+    if (vm_add_device(vm, "cmos", opts, NULL, err, errlen) < 0)
         return -1;
     adevs[nadevs++] =
         (struct acpi_legacy_dev){"PNP0B00", "RTC_", LAYOUT_RTC_PORT, 2, LAYOUT_RTC_IRQ};
     for (uint32_t i = 0; i < cfg->ndevices; i++)
-        if (add_device(vm, cfg->devices[i].plugin, cfg->devices[i].options, NULL, err,
+        if (vm_add_device(vm, cfg->devices[i].plugin, cfg->devices[i].options, NULL, err,
                        errlen) < 0)
             return -1;
-    if (cfg->ndisks > 0) {
-        snprintf(err, errlen, "--disk: virtio-blk is not available in this build yet");
+    if (vm_add_virtio_devices(vm, err, errlen) < 0)
         return -1;
-    }
-    if (cfg->rng.enabled) {
-        snprintf(err, errlen, "--rng: virtio-rng is not available in this build yet");
-        return -1;
-    }
-    if (cfg->console.mode != CHR_OFF) {
-        snprintf(err, errlen, "--console: virtio-console is not available in this build yet; "
-                              "use --console off --serial tty");
-        return -1;
-    }
     if (bus_add(&vm->pio, LAYOUT_PORT_ACPI_SLEEP, 1, sleep_reg_io, vm, 0) < 0) {
         snprintf(err, errlen, "cannot claim the ACPI sleep port 0x%x", LAYOUT_PORT_ACPI_SLEEP);
         return -1;
@@ -236,7 +228,8 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
     struct acpi_config acfg = {.ncpus = cfg->cpus.boot,
                                .sleep_port = LAYOUT_PORT_ACPI_SLEEP,
                                .devs = adevs,
-                               .ndevs = nadevs};
+                               .ndevs = nadevs,
+                               .pci = &vm->pci_windows};
     uint64_t rsdp = acpi_build(&vm->mem, &acfg);
     if (!rsdp) {
         snprintf(err, errlen, "cannot build ACPI tables for %u vCPUs", cfg->cpus.boot);
@@ -249,10 +242,15 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
         return -1;
     }
 
+    /* Linux uses MMCONFIG only where the firmware map reserves it. */
+    struct e820_entry ecam = {vm->pci_windows.ecam_base, vm->pci_windows.ecam_size,
+                              E820_RESERVED};
     struct boot_request breq = {.kernel_path = cfg->kernel,
                                 .initramfs_path = cfg->initramfs,
                                 .cmdline = cfg->cmdline,
-                                .rsdp_addr = rsdp};
+                                .rsdp_addr = rsdp,
+                                .e820_extra = &ecam,
+                                .ne820_extra = 1};
     struct boot_result bres;
     if (boot_load(&vm->mem, &breq, &bres, err, errlen) < 0)
         return -1;
@@ -390,6 +388,10 @@ void vm_destroy(struct vm *vm)
     }
     chr_close(vm->serial);
     vm->serial = NULL;
+    chr_close(vm->console);
+    vm->console = NULL;
+    /* After the devices: their transports are gone, so no callback can come. */
+    vm_pci_destroy(vm);
     for (uint32_t i = 0; i < vm->nvcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);

@@ -16,6 +16,7 @@
 #include "eventloop.h"
 #include "kvm.h"
 #include "memory.h"
+#include "pci/pci.h"
 
 /*
  * CREATED --boot--> RUNNING <--pause/resume--> PAUSED
@@ -32,6 +33,7 @@ enum vm_exit {
 };
 
 struct vcpu;
+struct msi_kvm;
 
 struct vm {
     struct vm_config *cfg;
@@ -43,6 +45,10 @@ struct vm {
     struct irq_share irqs;
     struct device *devices;
     struct chardev *serial;
+    struct chardev *console;      /* virtio-console backend */
+    struct pci_host *pci;
+    struct pci_windows pci_windows;
+    struct msi_kvm *msi;          /* MSI-X routes (irqfd per vector) */
     struct cpu_topology topo;
     struct vcpu *vcpus;
     uint32_t nvcpus;
@@ -73,6 +79,13 @@ void vm_request_exit(struct vm *vm, enum vm_exit why, int signo);
 enum vm_exit vm_wait(struct vm *vm);
 /* Stop vCPUs and the loop, flush and destroy devices, free memory. */
 void vm_destroy(struct vm *vm);
+
+/* Machine building blocks (vm.c, vm_virtio.c). */
+int vm_add_device(struct vm *vm, const char *plugin, const char *options, struct chardev *chr,
+                  char *err, size_t errlen);
+int vm_pci_init(struct vm *vm, char *err, size_t errlen);
+int vm_add_virtio_devices(struct vm *vm, char *err, size_t errlen);
+void vm_pci_destroy(struct vm *vm);
 
 /* For vCPU threads. */
 int vm_should_stop(struct vm *vm);

@@ -1,5 +1,6 @@
 /*
- * Lay out RSDP, DSDT, FADT, MADT and XSDT in the guest's ACPI window.
+ * Lay out RSDP, DSDT, FADT, MADT, MCFG (machines with PCI) and XSDT in
+ * the guest's ACPI window.
  *
  * Everything is assembled in a host buffer the size of the window and
  * copied into guest RAM in one gm_write(), so a failure (too many vCPUs,
@@ -8,8 +9,8 @@
  * The RSDP sits at the window's base (16-byte aligned, inside the
  * 0xE0000-0xFFFFF area that legacy OSes scan); the boot protocol also
  * hands its address to the kernel directly.  Every table is 16-byte
- * aligned.  Adding a table (MCFG for PCI) means one more builder call in
- * build_all() committed with in_xsdt = true.
+ * aligned.  Adding a table means one more builder call in build_all()
+ * committed with in_xsdt = true.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -114,6 +115,15 @@ static int build_all(struct blob *b, const struct acpi_config *cfg)
         log_error("acpi: the MADT for %u vCPUs does not fit in the %llu KiB ACPI window",
                   cfg->ncpus, (unsigned long long)(LAYOUT_ACPI_SIZE >> 10));
         return -1;
+    }
+
+    if (cfg->pci) {
+        avail = next_slot(b, &off);
+        len = avail ? acpi_build_mcfg(cfg->pci, b->buf + off, avail) : 0;
+        if (commit(b, off, len, true) == SIZE_MAX) {
+            log_error("acpi: cannot build the MCFG (invalid ECAM area?)");
+            return -1;
+        }
     }
 
     size_t xsdt = place_xsdt(b);

@@ -1,4 +1,4 @@
-/* ACPI tables: RSDP, XSDT, FADT (hardware-reduced), DSDT, MADT. */
+/* ACPI tables: RSDP, XSDT, FADT (hardware-reduced), DSDT, MADT, MCFG. */
 #ifndef NIMBUS_ACPI_H
 #define NIMBUS_ACPI_H
 
@@ -14,11 +14,22 @@ struct acpi_legacy_dev {
     uint8_t irq;       /* ISA IRQ, 0xff = none */
 };
 
+struct pci_windows; /* pci/pci.h */
+
 struct acpi_config {
     uint32_t ncpus;
     uint16_t sleep_port;          /* FADT sleep control/status register */
     const struct acpi_legacy_dev *devs;
     unsigned ndevs;
+    /*
+     * The PCI host's windows, or NULL for a machine without PCI.  When set:
+     * an MCFG table for the ECAM area, and in the DSDT the host bridge
+     * \_SB.PCI0 (config ports, bus range, MMIO windows) plus \_SB.PRES, a
+     * motherboard-resources device reserving the ECAM area, which Linux
+     * requires before it uses MMCONFIG.  The names PCI0 and PRES are then
+     * taken.
+     */
+    const struct pci_windows *pci;
 };
 
 /*

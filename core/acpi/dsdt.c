@@ -1,7 +1,8 @@
 /*
  * DSDT: the \_S5 sleep package that lets the guest power off through the
- * FADT sleep registers, and one \_SB device per legacy platform device so
- * the guest binds drivers (8250_pnp, rtc_cmos) to the right ports and IRQs.
+ * FADT sleep registers, one \_SB device per legacy platform device so
+ * the guest binds drivers (8250_pnp, rtc_cmos) to the right ports and IRQs,
+ * and on machines with PCI the host bridge and the ECAM reservation.
  *
  * In a hardware-reduced machine Linux sets up no ISA IRQ mappings of its
  * own (there is no legacy PIC), so these _CRS IRQs are how COM1 and the RTC
@@ -13,6 +14,14 @@
 #include "aml.h"
 #include "sdt.h"
 #include "../log.h"
+#include "../pci/pci.h"
+
+/* Names the PCI devices take in \_SB. */
+#define PCI_HOST_NAME "PCI0"
+#define PCI_RES_NAME "PRES"
+#define ECAM_BUS_SIZE (1ull << 20)
+#define CONFIG_PORT 0xcf8u
+#define CONFIG_PORT_LEN 8u
 
 /*
  * A _HID is either an EISA ID ("PNP0501", emitted compressed) or an ACPI
@@ -116,6 +125,97 @@ static void emit_legacy_dev(struct aml *a, const struct acpi_config *cfg, unsign
     aml_end(a);
 }
 
+static bool pci_valid(const struct pci_windows *w)
+{
+    uint64_t nbuses = w->ecam_size / ECAM_BUS_SIZE;
+    return nbuses >= 1 && nbuses <= 256 && w->ecam_size % ECAM_BUS_SIZE == 0 &&
+           w->ecam_base % ECAM_BUS_SIZE == 0 && w->ecam_base + (w->ecam_size - 1) > w->ecam_base && w->mmio32_size > 0 &&
+           w->mmio32_base + w->mmio32_size <= 0x100000000ull &&
+           (w->mmio64_size == 0 || w->mmio64_base + (w->mmio64_size - 1) > w->mmio64_base);
+}
+
+static void emit_std_ids(struct aml *a, const char *hid, const char *cid, unsigned uid)
+{
+    aml_name(a, "_HID");
+    aml_eisaid(a, hid);
+    if (cid) {
+        aml_name(a, "_CID");
+        aml_eisaid(a, cid);
+    }
+    aml_name(a, "_UID");
+    aml_integer(a, uid);
+}
+
+/*
+ * \_SB.PCI0: root bridge of segment 0.  It consumes the config ports and
+ * forwards the rest of the I/O space (no I/O BARs exist, but this is the
+ * shape Linux and Windows expect) and the two MMIO windows BARs live in.
+ * Both memory windows are non-prefetchable: Linux refuses to keep a
+ * non-prefetchable BAR inside a prefetchable window, while the reverse is
+ * fine.  No _ADR: a device has a _HID or an _ADR, not both (iasl warns),
+ * and Linux finds the root bridge by its _HID.  No _OSC: it is optional,
+ * and Linux then keeps the firmware-first defaults for PCIe features this
+ * machine does not have.
+ */
+static void emit_pci_host(struct aml *a, const struct pci_windows *w)
+{
+    aml_device(a, PCI_HOST_NAME);
+    emit_std_ids(a, "PNP0A08", "PNP0A03", 0);
+    aml_name(a, "_SEG");
+    aml_integer(a, 0);
+    aml_name(a, "_BBN");
+    aml_integer(a, 0);
+    aml_name(a, "_CRS");
+    aml_restemplate(a);
+    aml_res_word_bus_number(a, 0, (uint16_t)(w->ecam_size / ECAM_BUS_SIZE - 1));
+    aml_res_io(a, CONFIG_PORT, CONFIG_PORT, 1, CONFIG_PORT_LEN);
+    aml_res_word_io(a, 0x0000, CONFIG_PORT - 1);
+    aml_res_word_io(a, 0x0d00, 0xffff);
+    aml_res_dword_memory(a, (uint32_t)w->mmio32_base,
+                         (uint32_t)(w->mmio32_base + w->mmio32_size - 1), false);
+    if (w->mmio64_size)
+        aml_res_qword_memory(a, w->mmio64_base, w->mmio64_base + w->mmio64_size - 1, false);
+    aml_end(a);
+    aml_end(a);
+}
+
+/*
+ * \_SB.PRES: motherboard resources holding the ECAM area.  Linux uses
+ * MMCONFIG only where this (or the E820 map) reserves it.
+ */
+static void emit_pci_reserved(struct aml *a, const struct pci_windows *w, unsigned uid)
+{
+    aml_device(a, PCI_RES_NAME);
+    emit_std_ids(a, "PNP0C02", NULL, uid);
+    aml_name(a, "_CRS");
+    aml_restemplate(a);
+    if (w->ecam_base + w->ecam_size <= 0x100000000ull) {
+        aml_res_memory32_fixed(a, true, (uint32_t)w->ecam_base, (uint32_t)w->ecam_size);
+    } else {
+        struct aml_addr_space r = {.type = AML_ADDR_MEMORY,
+                                   .consumer = true,
+                                   .min_fixed = true,
+                                   .max_fixed = true,
+                                   .type_flags = 0x01, /* ReadWrite, NonCacheable */
+                                   .min = w->ecam_base,
+                                   .max = w->ecam_base + w->ecam_size - 1,
+                                   .length = w->ecam_size};
+        aml_res_address(a, 8, &r);
+    }
+    aml_end(a);
+    aml_end(a);
+}
+
+/* _UID for one more device of `hid` after the legacy ones. */
+static unsigned next_uid(const struct acpi_config *cfg, const char *hid)
+{
+    unsigned uid = 0;
+    for (unsigned i = 0; i < cfg->ndevs; i++)
+        if (strcmp(cfg->devs[i].hid, hid) == 0)
+            uid++;
+    return uid;
+}
+
 size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
 {
     struct aml a;
@@ -131,6 +231,19 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
                 log_error("acpi: two devices are named \"%s\"", cfg->devs[i].name);
                 return 0;
             }
+
+    if (cfg->pci) {
+        if (!pci_valid(cfg->pci)) {
+            log_error("acpi: the PCI windows cannot be described (empty or wrapping)");
+            return 0;
+        }
+        for (unsigned i = 0; i < cfg->ndevs; i++)
+            if (same_name(cfg->devs[i].name, PCI_HOST_NAME) ||
+                same_name(cfg->devs[i].name, PCI_RES_NAME)) {
+                log_error("acpi: device name \"%s\" is taken by PCI", cfg->devs[i].name);
+                return 0;
+            }
+    }
 
     aml_init(&a, buf + SDT_HEADER_LEN, cap - SDT_HEADER_LEN);
 
@@ -150,6 +263,10 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
     aml_scope(&a, "_SB_");
     for (unsigned i = 0; i < cfg->ndevs; i++)
         emit_legacy_dev(&a, cfg, i);
+    if (cfg->pci) {
+        emit_pci_host(&a, cfg->pci);
+        emit_pci_reserved(&a, cfg->pci, next_uid(cfg, "PNP0C02"));
+    }
     aml_end(&a);
 
     size_t body = aml_finish(&a);

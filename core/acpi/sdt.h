@@ -92,6 +92,12 @@
 
 #define XSDT_REVISION 1u
 
+/* MCFG (PCI Firmware 3.2, 4.1.2): header, 8 reserved bytes, 16 per segment. */
+#define MCFG_REVISION 1u
+#define MCFG_OFF_ALLOC 44u
+#define MCFG_ALLOC_LEN 16u
+#define MCFG_LEN (MCFG_OFF_ALLOC + MCFG_ALLOC_LEN)
+
 /* Sum of len bytes modulo 256; a valid table sums to 0. */
 uint8_t acpi_sum(const uint8_t *p, size_t len);
 
@@ -112,5 +118,8 @@ size_t acpi_build_fadt(uint64_t dsdt_addr, uint16_t sleep_port, uint8_t *buf, si
 size_t acpi_build_madt(uint32_t ncpus, uint8_t *buf, size_t cap);
 /* Exact MADT size for ncpus, or 0 if ncpus is 0. */
 size_t acpi_madt_size(uint32_t ncpus);
+/* One allocation: segment 0, buses 0..ecam_size/1 MiB - 1 at ecam_base. */
+struct pci_windows;
+size_t acpi_build_mcfg(const struct pci_windows *w, uint8_t *buf, size_t cap);
 
 #endif

@@ -89,7 +89,8 @@ static int write_everything(struct guest_mem *gm, const struct boot_image *kerne
     if (setup->initrd_size &&
         gm_write(gm, setup->initrd_addr, initrd->data, setup->initrd_size) != 0)
         return boot_fail(err, errlen, initrd->name, "cannot write the initrd to guest RAM");
-    setup->ne820 = e820_build(gm, setup->e820, E820_MAX_ENTRIES);
+    setup->ne820 = e820_build_extra(gm, setup->e820_extra, setup->ne820_extra, setup->e820,
+                                    E820_MAX_ENTRIES);
     if (setup->ne820 < 0)
         return boot_fail(err, errlen, kernel->name, "cannot build the E820 map");
     if (linux64) {
@@ -107,7 +108,8 @@ static int write_everything(struct guest_mem *gm, const struct boot_image *kerne
 
 static int load_images(struct guest_mem *gm, const struct boot_image *kernel,
                        const struct boot_image *initrd, const char *cmdline,
-                       uint64_t rsdp_addr, struct boot_result *res, char *err, size_t errlen)
+                       uint64_t rsdp_addr, const struct e820_entry *extra, int nextra,
+                       struct boot_result *res, char *err, size_t errlen)
 {
     struct kernel_plan plan;
     struct boot_setup setup;
@@ -130,6 +132,8 @@ static int load_images(struct guest_mem *gm, const struct boot_image *kernel,
     if (initrd && initrd->len && place_initrd(&plan, initrd, &setup, err, errlen) != 0)
         return -1;
     setup.rsdp_addr = rsdp_addr;
+    setup.e820_extra = extra;
+    setup.ne820_extra = extra ? nextra : 0;
 
     if (write_everything(gm, kernel, initrd, cmdline, &plan, &setup, err, errlen) != 0)
         return -1;
@@ -152,7 +156,7 @@ int boot_load_kernel_buf(struct guest_mem *gm, const uint8_t *img, size_t len,
     struct boot_image k = {.name = "kernel", .data = img, .len = img ? len : 0};
     struct boot_image i = {.name = "initrd", .data = initrd, .len = initrd ? initrd_len : 0};
 
-    return load_images(gm, &k, &i, cmdline, rsdp_addr, res, err, errlen);
+    return load_images(gm, &k, &i, cmdline, rsdp_addr, NULL, 0, res, err, errlen);
 }
 
 int boot_load(struct guest_mem *gm, const struct boot_request *req,
@@ -178,7 +182,7 @@ int boot_load(struct guest_mem *gm, const struct boot_request *req,
         return boot_fail(err, errlen, req->initramfs_path, "file is empty");
     }
     rc = load_images(gm, &kernel.img, req->initramfs_path ? &initrd.img : NULL, req->cmdline,
-                     req->rsdp_addr, res, err, errlen);
+                     req->rsdp_addr, req->e820_extra, req->ne820_extra, res, err, errlen);
     boot_file_close(&initrd);
     boot_file_close(&kernel);
     return rc;

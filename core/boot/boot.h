@@ -8,6 +8,7 @@
 #include <linux/kvm.h>
 
 #include "../memory.h"
+#include "e820.h"
 
 enum boot_entry_kind {
     BOOT_ENTRY_LINUX64 = 1, /* 64-bit long mode, RSI = boot_params */
@@ -19,6 +20,9 @@ struct boot_request {
     const char *initramfs_path; /* may be NULL */
     const char *cmdline;        /* may be NULL */
     uint64_t rsdp_addr;         /* given to the kernel (boot_params / start_info) */
+    /* Device areas the E820 map must list as reserved (the PCI ECAM). */
+    const struct e820_entry *e820_extra;
+    int ne820_extra;
 };
 
 struct boot_result {

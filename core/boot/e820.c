@@ -2,7 +2,8 @@
  * The E820 map a PC BIOS would report for our layout.  Listing the EBDA and
  * the BIOS/ACPI area as reserved keeps the kernel's early allocator off the
  * RSDP and tables it has not parsed yet.  Device ranges in the 32-bit hole
- * are left out: the DSDT describes them.
+ * are left out (the DSDT describes them) unless the caller adds them, as
+ * the VM does for the PCI ECAM area.
  */
 #include "e820.h"
 
@@ -49,4 +50,33 @@ int e820_build(const struct guest_mem *gm, struct e820_entry *out, int max)
             rc |= e820_add(&s, r->gpa, r->gpa + r->size, E820_RAM);
     }
     return rc ? -1 : s.n;
+}
+
+/* Insert e into the sorted out[0..n) unless it overlaps; returns the new count or -1. */
+static int insert_sorted(struct e820_entry *out, int n, int max, const struct e820_entry *e)
+{
+    if (e->size == 0 || e->addr + (e->size - 1) < e->addr || n >= max)
+        return -1;
+    int pos = 0;
+    while (pos < n && out[pos].addr < e->addr)
+        pos++;
+    if (pos > 0 && out[pos - 1].addr + (out[pos - 1].size - 1) >= e->addr)
+        return -1;
+    if (pos < n && e->addr + (e->size - 1) >= out[pos].addr)
+        return -1;
+    for (int i = n; i > pos; i--)
+        out[i] = out[i - 1];
+    out[pos] = *e;
+    return n + 1;
+}
+
+int e820_build_extra(const struct guest_mem *gm, const struct e820_entry *extra, int nextra,
+                     struct e820_entry *out, int max)
+{
+    if (nextra < 0 || (nextra > 0 && !extra))
+        return -1;
+    int n = e820_build(gm, out, max);
+    for (int i = 0; n >= 0 && i < nextra; i++)
+        n = insert_sorted(out, n, max, &extra[i]);
+    return n;
 }

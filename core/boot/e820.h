@@ -27,4 +27,15 @@ struct e820_entry {
  */
 int e820_build(const struct guest_mem *gm, struct e820_entry *out, int max);
 
+/*
+ * e820_build plus `nextra` caller entries, typically E820_RESERVED device
+ * areas in the 32-bit hole that the guest must see as reserved (the PCI
+ * ECAM area: Linux uses MMCONFIG only where the firmware reserves it).
+ * They are merged in address order; an empty entry, one that wraps or one
+ * that overlaps RAM, a built-in reserved area or another extra fails the
+ * whole map (-1).  extra may be NULL when nextra is 0.
+ */
+int e820_build_extra(const struct guest_mem *gm, const struct e820_entry *extra, int nextra,
+                     struct e820_entry *out, int max);
+
 #endif

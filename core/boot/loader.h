@@ -46,6 +46,8 @@ struct boot_setup {
     uint64_t cmdline_addr, cmdline_len; /* len without the NUL */
     uint64_t initrd_addr, initrd_size;  /* size 0: no initrd */
     uint64_t rsdp_addr;
+    const struct e820_entry *e820_extra; /* reserved device areas, may be NULL */
+    int ne820_extra;
     struct e820_entry e820[E820_MAX_ENTRIES];
     int ne820;
 };

@@ -1,4 +1,5 @@
 #include "fake_host.h"
+#include "fake_host_priv.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -12,7 +13,7 @@ static struct fake_host *host_of(void *hctx)
 }
 
 /* Count a contract violation; `counter` is the violations member to bump. */
-static void violation(struct fake_host *h, uint64_t *counter, const char *what)
+void fake_host_violation(struct fake_host *h, uint64_t *counter, const char *what)
 {
     (*counter)++;
     if (h->abort_on_violation) {
@@ -31,7 +32,7 @@ static void fh_log(void *hctx, uint32_t level, const char *msg)
 {
     struct fake_host *h = host_of(hctx);
     if (level > NIMBUS_LOG_TRACE || msg == NULL) {
-        violation(h, &h->violations.bad_log, "log() with unknown level or NULL message");
+        fake_host_violation(h, &h->violations.bad_log, "log() with unknown level or NULL message");
         return;
     }
     h->log_lines++;
@@ -44,7 +45,7 @@ static int fh_gpa_read(void *hctx, uint64_t gpa, void *dst, uint64_t len)
 {
     struct fake_host *h = host_of(hctx);
     if (dst == NULL && len != 0) {
-        violation(h, &h->violations.null_arg, "NULL buffer with non-zero length");
+        fake_host_violation(h, &h->violations.null_arg, "NULL buffer with non-zero length");
         return -EINVAL;
     }
     if (!ram_range_ok(h, gpa, len)) {
@@ -60,7 +61,7 @@ static int fh_gpa_write(void *hctx, uint64_t gpa, const void *src, uint64_t len)
 {
     struct fake_host *h = host_of(hctx);
     if (src == NULL && len != 0) {
-        violation(h, &h->violations.null_arg, "NULL buffer with non-zero length");
+        fake_host_violation(h, &h->violations.null_arg, "NULL buffer with non-zero length");
         return -EINVAL;
     }
     if (!ram_range_ok(h, gpa, len)) {
@@ -90,11 +91,11 @@ static int fh_irq_set_level(void *hctx, uint32_t gsi, uint32_t level)
 {
     struct fake_host *h = host_of(hctx);
     if (gsi >= FAKE_HOST_GSIS) {
-        violation(h, &h->violations.bad_gsi, "irq_set_level() with gsi >= 24");
+        fake_host_violation(h, &h->violations.bad_gsi, "irq_set_level() with gsi >= 24");
         return -EINVAL;
     }
     if (level > 1) {
-        violation(h, &h->violations.bad_level, "irq_set_level() with level other than 0/1");
+        fake_host_violation(h, &h->violations.bad_level, "irq_set_level() with level other than 0/1");
         return -EINVAL;
     }
     if (level && !h->irq_level[gsi])
@@ -126,7 +127,7 @@ static int fh_fd_watch(void *hctx, int fd, uint32_t events, uint64_t token)
 {
     struct fake_host *h = host_of(hctx);
     if (fd < 0) {
-        violation(h, &h->violations.bad_fd, "fd_watch() with a negative fd");
+        fake_host_violation(h, &h->violations.bad_fd, "fd_watch() with a negative fd");
         return -EBADF;
     }
     int slot = find_fd(h, fd);
@@ -156,7 +157,7 @@ static int fh_timer_arm(void *hctx, uint32_t timer_id, uint64_t deadline_ns)
 {
     struct fake_host *h = host_of(hctx);
     if (timer_id >= FAKE_HOST_TIMERS) {
-        violation(h, &h->violations.bad_timer, "timer_arm() with timer_id >= 16");
+        fake_host_violation(h, &h->violations.bad_timer, "timer_arm() with timer_id >= 16");
         return -EINVAL;
     }
     h->timer_deadline[timer_id] = deadline_ns;
@@ -180,7 +181,7 @@ static int64_t fh_chr_write(void *hctx, const void *buf, uint64_t len)
     if (h->chr_absent)
         return -ENOTCONN;
     if (buf == NULL && len != 0) {
-        violation(h, &h->violations.null_arg, "NULL buffer with non-zero length");
+        fake_host_violation(h, &h->violations.null_arg, "NULL buffer with non-zero length");
         return -EINVAL;
     }
     uint64_t n = h->chr_stall ? 0 : len;
@@ -207,7 +208,7 @@ static void fh_request_shutdown(void *hctx, uint32_t kind)
 {
     struct fake_host *h = host_of(hctx);
     if (kind != NIMBUS_SHUTDOWN_POWEROFF && kind != NIMBUS_SHUTDOWN_RESET)
-        violation(h, &h->violations.bad_shutdown, "request_shutdown() with unknown kind");
+        fake_host_violation(h, &h->violations.bad_shutdown, "request_shutdown() with unknown kind");
     h->shutdown_kind = kind;
     h->shutdown_calls++;
 }
@@ -248,11 +249,13 @@ int fake_host_init(struct fake_host *h, uint64_t ram_size)
     a->chr_write = fh_chr_write;
     a->chr_input_ready = fh_chr_input_ready;
     a->request_shutdown = fh_request_shutdown;
+    fake_virtio_init(h);
     return 0;
 }
 
 void fake_host_fini(struct fake_host *h)
 {
+    fake_virtio_fini(h);
     free(h->ram);
     h->ram = NULL;
     h->ram_size = 0;
@@ -351,7 +354,7 @@ uint64_t fake_host_advance(struct fake_host *h, const nimbus_plugin *p,
         if (h->timer_deadline[id] > h->now_ns) {
             still = 0;
         } else if (++still >= FAKE_HOST_STORM) {
-            violation(h, &h->violations.timer_storm,
+            fake_host_violation(h, &h->violations.timer_storm,
                       "timer re-armed at or before now 1000 times in a row (event-loop livelock)");
             break;
         }
@@ -391,7 +394,8 @@ uint64_t fake_host_violation_count(const struct fake_host *h)
 {
     const struct fake_host_violations *v = &h->violations;
     return v->bad_gsi + v->bad_level + v->bad_timer + v->bad_fd +
-           v->bad_shutdown + v->null_arg + v->bad_log + v->timer_storm;
+           v->bad_shutdown + v->null_arg + v->bad_log + v->timer_storm +
+           v->bad_queue + v->bad_push + v->idle_notify + v->closed_fd;
 }
 
 void fake_host_mark_dirty(struct fake_host *h, uint64_t gpa, uint64_t len)
@@ -420,6 +424,7 @@ void fake_host_snapshot_take(const struct fake_host *h,
     s->wall_ns = h->wall_ns;
     memcpy(s->timer_deadline, h->timer_deadline, sizeof(s->timer_deadline));
     memcpy(s->fds, h->fds, sizeof(s->fds));
+    fake_virtio_snapshot_take(h, s);
 }
 
 void fake_host_snapshot_restore(struct fake_host *h,
@@ -445,4 +450,5 @@ void fake_host_snapshot_restore(struct fake_host *h,
     h->msi_count = 0;
     h->gpa_faults = 0;
     memset(&h->violations, 0, sizeof(h->violations));
+    fake_virtio_snapshot_restore(h, s);
 }

@@ -7,8 +7,8 @@ committed corpus is these plus what campaigns found, minimised with
 
   fuzz/tools/gen_seeds.py [--build-dir BUILD]
 
-With --build-dir (a normal, non-sanitized build tree), every plugin gets
-generated seeds too, so a new plugin needs no edit here:
+With --build-dir (a normal, non-sanitized build tree), every plugin except
+the virtio ones gets generated seeds too, so a new plugin needs no edit here:
   fuzz_options_<name>  from its descriptor's `options` text;
   fuzz_restore_<name>  the final device states of its fuzz_plugin_<name>
                        corpus (NIMBUS_FUZZ_DUMP_STATE), plus damaged copies.
@@ -306,6 +306,232 @@ def loader_seeds():
     }
 
 
+# ---- fuzz_virtqueue (fuzz/harness/virtqueue.c) -----------------------------------
+VQ_POP, VQ_PUSH, VQ_NOTIFY, VQ_MEM, VQ_DESC, VQ_AVAIL, VQ_IDX, VQ_RESTART, VQ_SUPPRESS, VQ_TABLE = range(10)
+D_NEXT, D_WRITE, D_INDIRECT = 1, 2, 4
+
+
+def vq_header(log2_size, event_idx=0, desc=0x1000, avail=0x2000, used=0x3000):
+    return struct.pack("<BBHHH", log2_size, event_idx, desc // 16, avail // 2, used // 4)
+
+
+def vq_desc(i, addr, ln, flags=0, nxt=0):
+    return struct.pack("<BHIIBH", VQ_DESC, i, addr, ln, flags, nxt)
+
+
+def vq_avail(head):
+    return struct.pack("<BH", VQ_AVAIL, head)
+
+
+def vq_pop(cap=16):
+    return bytes([VQ_POP, cap])
+
+
+def vq_push(sel=0, written=0):
+    return struct.pack("<BBI", VQ_PUSH, sel, written)
+
+
+def vq_push_raw(head, written=0):
+    return struct.pack("<BBHI", VQ_PUSH, 0x80, head, written)
+
+
+def vq_notify():
+    return bytes([VQ_NOTIFY])
+
+
+def vq_table(gpa, entries):
+    out = struct.pack("<BHB", VQ_TABLE, gpa, len(entries))
+    for addr, ln, flags, nxt in entries:
+        out += struct.pack("<IHBB", addr, ln, flags, nxt)
+    return out
+
+
+def vq_used_event(v):
+    return struct.pack("<BBH", VQ_SUPPRESS, 1, v)
+
+
+def vq_avail_flags(v):
+    return struct.pack("<BBH", VQ_SUPPRESS, 0, v)
+
+
+def virtqueue_seeds():
+    s = {}
+    s["simple"] = (vq_header(3) + vq_desc(0, 0x8000, 64, D_NEXT, 1) + vq_desc(1, 0x9000, 128, D_WRITE) +
+                   vq_avail(0) + vq_pop() + vq_push(0, 100) + vq_notify() + vq_pop())
+    s["batch-wrap"] = vq_header(2) + b"".join(
+        vq_desc(i % 4, 0x8000 + 64 * i, 64, D_WRITE) + vq_avail(i % 4) + vq_pop() + vq_push(0, 8) +
+        (vq_notify() if i % 3 == 0 else b"") for i in range(12))
+    s["event-idx"] = (vq_header(3, 1) + vq_pop() + b"".join(vq_desc(i, 0x8000, 16, D_WRITE) + vq_avail(i)
+                      for i in range(4)) + vq_pop() * 4 + vq_used_event(0) + vq_push(0) + vq_notify() +
+                      vq_push(0) + vq_notify() + vq_used_event(3) + vq_push(0) + vq_push(0) + vq_notify())
+    s["no-interrupt"] = (vq_header(1) + vq_avail_flags(1) + vq_desc(0, 0x8000, 8) + vq_avail(0) + vq_pop() +
+                         vq_push() + vq_notify() + vq_avail_flags(0) + vq_avail(0) + vq_pop() + vq_push() + vq_notify())
+    s["indirect"] = (vq_header(3) + vq_table(0x6000, [(0x8000, 16, D_NEXT, 1), (0x8100, 32, D_NEXT | D_WRITE, 2),
+                                                      (0x8200, 32, D_WRITE, 0)]) +
+                     vq_desc(0, 0x6000, 48, D_INDIRECT) + vq_avail(0) + vq_pop() + vq_push(0, 64) + vq_notify())
+    s["too-long"] = (vq_header(3) + b"".join(vq_desc(i, 0x8000, 8, D_NEXT, i + 1) for i in range(3)) +
+                     vq_desc(3, 0x8000, 8) + vq_avail(0) + vq_pop(2) + vq_avail(0) + vq_pop(4))
+    s["zero-len"] = (vq_header(2) + vq_desc(0, 0xffffff00, 0, D_NEXT, 1) + vq_desc(1, 0x8000, 8, D_WRITE) +
+                     vq_avail(0) + vq_pop())
+    s["loop"] = vq_header(3) + vq_desc(0, 0x8000, 8, D_NEXT, 1) + vq_desc(1, 0x8000, 8, D_NEXT, 0) + vq_avail(0) + vq_pop() + vq_pop()
+    s["outside-ram"] = vq_header(3) + vq_desc(0, 0xfff0, 0x20) + vq_avail(0) + vq_pop()
+    s["write-then-read"] = vq_header(3) + vq_desc(0, 0x8000, 8, D_WRITE | D_NEXT, 1) + vq_desc(1, 0x8000, 8) + vq_avail(0) + vq_pop()
+    s["nested-indirect"] = (vq_header(3) + vq_table(0x6000, [(0x6000, 16, D_INDIRECT, 0)]) +
+                            vq_desc(0, 0x6000, 16, D_INDIRECT) + vq_avail(0) + vq_pop())
+    s["indirect-next"] = (vq_header(3) + vq_table(0x6000, [(0x8000, 16, 0, 0)]) +
+                          vq_desc(0, 0x6000, 16, D_INDIRECT | D_NEXT, 1) + vq_avail(0) + vq_pop())
+    s["indirect-bad-len"] = vq_header(3) + vq_desc(0, 0x6000, 24, D_INDIRECT) + vq_avail(0) + vq_pop()
+    s["head-range"] = vq_header(3) + vq_avail(8) + vq_pop()
+    s["idx-race"] = vq_header(3) + bytes([VQ_IDX]) + struct.pack("<H", 9) + vq_pop()
+    s["push-unknown"] = vq_header(3) + vq_push_raw(3) + vq_push_raw(0xffff) + vq_desc(0, 0x8000, 8) + vq_avail(0) + vq_pop() + vq_push() + vq_push_raw(0)
+    s["restart"] = (vq_header(3) + vq_desc(0, 0x8000, 8, D_NEXT, 0) + vq_avail(0) + vq_pop() +
+                    bytes([VQ_RESTART, 1]) + vq_desc(0, 0x8000, 8) + vq_avail(0) + vq_pop())
+    s["misaligned"] = vq_header(3, 2, 0x1008, 0x2001, 0x3002) + vq_pop()
+    s["rings-past-ram"] = vq_header(8, 0, 0xff00, 0x2000, 0x3000) + vq_pop()
+    return s
+
+
+# ---- fuzz_virtio_<plugin> (fuzz/harness/virtio_generic.c) ------------------------
+(V_CFG_READ, V_CFG_WRITE, V_ADD, V_KICK, V_USED, V_RAW_RING, V_POLL, V_ADVANCE, V_FIRE, V_RESET,
+ V_SAVE_RESTORE, V_CHR_INPUT, V_CHR_MODE, V_WAIT, V_REQUEST, V_RAM_WRITE) = range(16)
+F_VERSION_1, F_EVENT_IDX, F_INDIRECT = 1 << 32, 1 << 29, 1 << 28
+V_NO_KICK, V_INDIRECT = 0x10, 0x08
+
+
+def v_header(features, qsel=4):
+    return struct.pack("<QB", features, qsel)
+
+
+def v_seg_fresh(ln, write=False, fill=b""):
+    out = struct.pack("<BH", 4 if write else 0, ln)
+    if not write:
+        out += fill.ljust(min(ln, 64), b"\0")[:min(ln, 64)]
+    return out
+
+
+def v_seg_raw(gpa, ln, write=False):
+    return struct.pack("<BHI", 1 | (4 if write else 0), ln, gpa)
+
+
+def v_seg_ring(queue, which, off, ln):
+    return struct.pack("<BHB", 2 | (queue << 3) | {"desc": 0, "avail": 0x40, "used": 0x80}[which], ln, off)
+
+
+def v_add(queue, segs, shape=0):
+    return struct.pack("<BBB", V_ADD, queue, (len(segs) - 1) | shape) + b"".join(segs)
+
+
+def v_kick(queue):
+    return bytes([V_KICK, queue])
+
+
+def v_cfg_read(off, ln):
+    return bytes([V_CFG_READ, off, LOG2[ln]])
+
+
+def v_cfg_write(off, val, ln):
+    return bytes([V_CFG_WRITE, off, LOG2[ln]]) + val.to_bytes(ln, "little")
+
+
+def v_request(queue, hdr, sectors=1, write_data=True):
+    return struct.pack("<BBB", V_REQUEST, queue, (sectors - 1) | (8 if write_data else 0)) + hdr.ljust(16, b"\0")
+
+
+def v_reset(flip=0xff, qsel=4):
+    return bytes([V_RESET, flip, qsel])
+
+
+def v_raw_ring(queue, which, off, data):
+    return struct.pack("<BBBHB", V_RAW_RING, queue, which, off, len(data)) + data
+
+
+def v_advance(ns):
+    e = max(0, ns.bit_length() - 8)
+    m = max(0, min(255, (ns >> e) - 1))
+    return bytes([V_ADVANCE, e, m])
+
+
+def v_chr_in(data):
+    return bytes([V_CHR_INPUT, len(data)]) + data
+
+
+V_WAIT_USED = bytes([V_WAIT, V_USED])
+
+
+def virtio_common(config_size):
+    s = {}
+    feats = F_VERSION_1 | F_EVENT_IDX | F_INDIRECT | 0xffffff
+    s["config"] = v_header(feats) + b"".join(v_cfg_read(o, 1) for o in range(0, min(config_size, 64))) + \
+        b"".join(v_cfg_read(o, 4) for o in range(0, min(config_size, 64), 4)) + v_cfg_read(0, 8)
+    s["hostile-chains"] = (v_header(feats) + v_add(0, [v_seg_raw(0xfffff000, 4096)]) + V_WAIT_USED + v_reset() +
+                           v_add(0, [v_seg_fresh(16, True), v_seg_fresh(16)]) + V_WAIT_USED + v_reset() +
+                           v_add(0, [v_seg_ring(0, "used", 0, 64, ), v_seg_ring(0, "desc", 0, 32)]) + V_WAIT_USED)
+    s["ring-scribble"] = (v_header(F_VERSION_1) + v_add(0, [v_seg_fresh(64, True)], V_NO_KICK) +
+                          v_raw_ring(0, 1, 2, b"\x40\x00") + v_kick(0) + V_WAIT_USED + v_reset(29) +
+                          v_raw_ring(0, 0, 12, b"\x01\x00\x05\x00") + v_add(0, [v_seg_fresh(8, True)]) + V_WAIT_USED)
+    s["reset-cycle"] = (v_header(feats, 1) + v_add(0, [v_seg_fresh(512, True)]) + v_reset(29, 6) +
+                        v_add(0, [v_seg_fresh(512, True)], V_INDIRECT) + bytes([V_SAVE_RESTORE]) + V_WAIT_USED +
+                        v_reset(28, 3) + v_advance(10**9) + bytes([V_FIRE, V_POLL, 1]))
+    return s
+
+
+def blk_seeds():
+    def hdr(t, sector=0):
+        return struct.pack("<IIQ", t, 0, sector)
+    feats = F_VERSION_1 | F_EVENT_IDX | F_INDIRECT | 0xffffff
+    s = {}
+    s["read"] = v_header(feats) + v_request(0, hdr(0, 0)) + v_request(1, hdr(0, 2040), 8) + V_WAIT_USED
+    s["write-read"] = (v_header(feats) + v_request(0, hdr(1, 8), 2, False) + V_WAIT_USED +
+                       v_request(0, hdr(0, 8), 2) + V_WAIT_USED)
+    s["flush-id"] = (v_header(feats) + v_request(0, hdr(4)) +
+                     v_add(0, [v_seg_fresh(16, fill=hdr(8)), v_seg_fresh(20, True), v_seg_fresh(1, True)]) +
+                     V_WAIT_USED)
+    dwz = struct.pack("<QII", 16, 8, 1)
+    s["discard-wz"] = (v_header(feats) +
+                       v_add(0, [v_seg_fresh(16, fill=hdr(11)), v_seg_fresh(16, fill=dwz), v_seg_fresh(1, True)]) +
+                       v_add(0, [v_seg_fresh(16, fill=hdr(13)), v_seg_fresh(16, fill=dwz), v_seg_fresh(1, True)]) +
+                       V_WAIT_USED)
+    s["bad-requests"] = (v_header(feats) + v_request(0, hdr(0, 1 << 40)) + v_request(0, hdr(99)) +
+                         v_add(0, [v_seg_fresh(8, fill=b"\0" * 8)]) +
+                         v_add(0, [v_seg_fresh(16, fill=hdr(1, 2047)), v_seg_fresh(1024), v_seg_fresh(1, True)]) +
+                         v_add(0, [v_seg_fresh(16, fill=hdr(0)), v_seg_fresh(100, True), v_seg_fresh(1, True)]) +
+                         V_WAIT_USED)
+    s["indirect-batch"] = (v_header(feats, 3) + b"".join(
+        v_add(i % 2, [v_seg_fresh(16, fill=hdr(0, i)), v_seg_fresh(512, True), v_seg_fresh(1, True)],
+              V_INDIRECT | V_NO_KICK) for i in range(6)) + v_kick(0) + v_kick(1) + bytes([V_POLL, 1]) +
+        V_WAIT_USED + v_cfg_read(0, 8))
+    s["sync-and-reset-midflight"] = (v_header(feats) + v_request(0, hdr(0, 0), 8) + v_request(0, hdr(1, 64), 8, False) +
+                                     v_reset() + v_request(0, hdr(0, 0)) + V_WAIT_USED)
+    return s
+
+
+def console_seeds():
+    feats = F_VERSION_1 | F_EVENT_IDX | F_INDIRECT | 0xffffff
+    s = {}
+    s["rx"] = (v_header(feats) + v_add(0, [v_seg_fresh(64, True)]) + v_add(0, [v_seg_fresh(4, True)]) +
+               v_chr_in(b"hello world\n") + bytes([V_USED]) + v_chr_in(b"more") + v_add(0, [v_seg_fresh(64, True)]) +
+               V_WAIT_USED)
+    s["tx"] = (v_header(feats) + v_add(1, [v_seg_fresh(12, fill=b"Linux boot\r\n")]) +
+               v_add(1, [v_seg_fresh(5, fill=b"abcde"), v_seg_fresh(3, fill=b"fgh")]) + V_WAIT_USED)
+    s["tx-stall"] = (v_header(F_VERSION_1) + bytes([V_CHR_MODE, 2]) + v_add(1, [v_seg_fresh(40, fill=b"x" * 40)]) +
+                     bytes([V_CHR_MODE, 1]) + v_kick(1) + bytes([V_CHR_MODE, 0]) + v_advance(10**6) +
+                     bytes([V_FIRE]) + V_WAIT_USED + bytes([V_CHR_MODE, 3]) + v_add(1, [v_seg_fresh(3, fill=b"abc")]))
+    s["rx-no-buffers"] = v_header(feats) + v_chr_in(b"x" * 200) + v_add(0, [v_seg_fresh(16, True)]) + V_WAIT_USED
+    s["config"] = v_header(feats) + v_cfg_read(0, 2) + v_cfg_read(2, 2) + v_cfg_read(4, 4) + v_cfg_write(8, 0x41, 4)
+    return s
+
+
+def rng_seeds():
+    feats = F_VERSION_1 | F_EVENT_IDX | F_INDIRECT
+    s = {}
+    s["fill"] = (v_header(feats) + v_add(0, [v_seg_fresh(64, True)]) + v_add(0, [v_seg_fresh(4096, True)]) +
+                 bytes([V_POLL, 1]) + v_advance(10**8) + V_WAIT_USED)
+    s["many"] = (v_header(feats, 2) + b"".join(v_add(0, [v_seg_fresh(16 * (i + 1), True)], V_NO_KICK)
+                                              for i in range(4)) + v_kick(0) + V_WAIT_USED + bytes([V_FIRE]) + V_WAIT_USED)
+    s["readable-only"] = v_header(feats) + v_add(0, [v_seg_fresh(16)]) + v_add(0, [v_seg_fresh(16), v_seg_fresh(16, True)]) + V_WAIT_USED
+    return s
+
+
 # ---- option strings from plugin descriptors -------------------------------------
 class NimbusPlugin(ctypes.Structure):
     _fields_ = [("abi_major", ctypes.c_uint32), ("abi_minor", ctypes.c_uint32),
@@ -378,6 +604,13 @@ def main():
     write_set("fuzz_uart16550", uart_structured())
     write_set("fuzz_cli", cli_seeds())
     write_set("fuzz_kernel_loader", loader_seeds())
+    write_set("fuzz_virtqueue", virtqueue_seeds())
+    virtio = {"virtio_blk": (60, blk_seeds), "virtio_console": (12, console_seeds),
+              "virtio_rng": (0, rng_seeds)}
+    for name, (cfg, fn) in virtio.items():
+        seeds = virtio_common(cfg)
+        seeds.update(fn())
+        write_set("fuzz_virtio_" + name, seeds)
 
     if args.build_dir:
         plugin_dir = os.path.join(args.build_dir, "plugins")
@@ -385,6 +618,8 @@ def main():
             lib = ctypes.CDLL(so)
             p = NimbusPlugin.in_dll(lib, "nimbus_plugin_v1")
             name = p.name.decode()
+            if name.startswith("virtio_"):
+                continue  # fuzz_virtio_<name> instead (no regions, options needed)
             spec = (p.options or b"").decode()
             write_set("fuzz_options_" + name, option_seeds(spec))
             write_option_dict(name, spec)

@@ -33,7 +33,7 @@ static void test_refuses_newer_minor(void **state)
     (void)state;
     char err[512];
     assert_null(load("newminor", err, sizeof(err)));
-    assert_non_null(strstr(err, "needs ABI 1.1"));
+    assert_non_null(strstr(err, "needs ABI 1.2"));
     assert_non_null(strstr(err, "abi_newminor.so"));
 }
 

@@ -3,7 +3,8 @@
  * memory, MADT contents for several vCPU counts (xAPIC and x2APIC), the
  * FADT's hardware-reduced sleep registers, the DSDT's AML (byte-exact and
  * through `iasl -d`), the AML encoder's corner cases, and failure paths
- * (too many vCPUs, bad device descriptions, short buffers).
+ * (too many vCPUs, bad device descriptions, short buffers), and the PCI
+ * description: MCFG, the host bridge and the ECAM reservation in the DSDT.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include "layout.h"
 #include "log.h"
 #include "memory.h"
+#include "pci/pci.h"
 
 #define RAM_SIZE (2ull << 20)
 #define SLEEP_PORT LAYOUT_PORT_ACPI_SLEEP
@@ -1126,6 +1128,242 @@ static void test_iasl_tables(void **state)
     iasl_tables(*state, 300);
 }
 
+/* ---- PCI: MCFG, \_SB.PCI0, \_SB.PRES -------------------------------------------- */
+
+static const struct pci_windows pci_win = {
+    .ecam_base = LAYOUT_PCI_ECAM,
+    .ecam_size = 1ull << 20,
+    .mmio32_base = LAYOUT_MMIO32_START,
+    .mmio32_size = LAYOUT_PCI_ECAM - LAYOUT_MMIO32_START,
+    .mmio64_base = 0x4000000000ull,
+    .mmio64_size = 64ull << 30,
+};
+
+static uint64_t build_pci(struct vm_ram *m, const struct pci_windows *w,
+                          const struct acpi_legacy_dev *devs, unsigned ndevs)
+{
+    struct acpi_config cfg = {
+        .ncpus = 2, .sleep_port = SLEEP_PORT, .devs = devs, .ndevs = ndevs, .pci = w};
+    memset(m->ram, 0xaa, RAM_SIZE);
+    return acpi_build(&m->gm, &cfg);
+}
+
+static size_t pci_dsdt(const struct pci_windows *w, uint8_t *buf, size_t cap)
+{
+    struct acpi_config cfg = {.ncpus = 1,
+                              .sleep_port = SLEEP_PORT,
+                              .devs = std_devs,
+                              .ndevs = sizeof(std_devs) / sizeof(std_devs[0]),
+                              .pci = w};
+    return acpi_build_dsdt(&cfg, buf, cap);
+}
+
+static void check_mcfg(const uint8_t *t, uint32_t len, uint64_t base, uint8_t end_bus)
+{
+    assert_int_equal(len, 60);
+    assert_int_equal(t[8], 1);
+    static const uint8_t zero[8];
+    assert_memory_equal(t + 36, zero, 8);
+    assert_int_equal(le64(t + 44), base);
+    assert_int_equal(le16(t + 52), 0); /* segment */
+    assert_int_equal(t[54], 0);        /* start bus */
+    assert_int_equal(t[55], end_bus);
+    assert_int_equal(le32(t + 56), 0);
+}
+
+static void test_pci_tables(void **state)
+{
+    struct vm_ram *m = *state;
+    uint64_t rsdp = build_pci(m, &pci_win, std_devs, 2);
+    assert_int_equal(rsdp, LAYOUT_ACPI_START);
+    uint32_t len;
+    const uint8_t *t = find_table(&m->gm, rsdp, "MCFG", &len);
+    assert_non_null(t);
+    check_mcfg(t, len, LAYOUT_PCI_ECAM, 0);
+    /* FADT, MADT and MCFG in the XSDT. */
+    const uint8_t *x = table_at(&m->gm, le64(rsdp_at(&m->gm, rsdp) + 24), "XSDT", &len);
+    assert_non_null(x);
+    assert_int_equal(len, SDT_HEADER_LEN + 3 * 8);
+
+    /* The DSDT the FADT points at carries both PCI devices. */
+    const uint8_t *f = find_table(&m->gm, rsdp, "FACP", NULL);
+    uint32_t dlen;
+    const uint8_t *d = table_at(&m->gm, le64(f + FADT_OFF_X_DSDT), "DSDT", &dlen);
+    assert_non_null(memmem(d, dlen, "PCI0", 4));
+    assert_non_null(memmem(d, dlen, "PRES", 4));
+
+    /* Without PCI: no MCFG at all. */
+    rsdp = build(m, 2, SLEEP_PORT);
+    assert_null(find_table(&m->gm, rsdp, "MCFG", NULL));
+
+    /* 256 buses: the MCFG's end bus follows the ECAM size. */
+    struct pci_windows w = pci_win;
+    w.ecam_size = 256ull << 20;
+    w.mmio32_size = 0x10000000; /* keep the 32-bit window below the larger ECAM */
+    w.ecam_base = 0xd0000000ull;
+    rsdp = build_pci(m, &w, std_devs, 2);
+    t = find_table(&m->gm, rsdp, "MCFG", &len);
+    assert_non_null(t);
+    check_mcfg(t, len, 0xd0000000ull, 0xff);
+}
+
+static void test_pci_dsdt_bytes(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    size_t len = pci_dsdt(&pci_win, buf, sizeof(buf));
+    assert_true(len > 0);
+    assert_int_equal(sum(buf, len), 0);
+    /* _HID EisaId ("PNP0A08"), _CID EisaId ("PNP0A03"), PNP0C02 */
+    assert_contains(buf, len, 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08);
+    assert_contains(buf, len, 0x08, '_', 'C', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03);
+    assert_contains(buf, len, 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x02);
+    /* WordBusNumber 0-0 */
+    assert_contains(buf, len, 0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                    0x00, 0x00, 0x00, 0x01, 0x00);
+    /* IO (Decode16, 0xCF8, 0xCF8, 1, 8) */
+    assert_contains(buf, len, 0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08);
+    /* DWordMemory 0xC0000000-0xDFFFFFFF, length 0x20000000 */
+    assert_contains(buf, len, 0x00, 0x00, 0x00, 0xc0, 0xff, 0xff, 0xff, 0xdf, 0x00, 0x00, 0x00,
+                    0x00, 0x00, 0x00, 0x00, 0x20);
+    /* Memory32Fixed (ReadWrite, 0xE0000000, 0x100000) */
+    assert_contains(buf, len, 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xe0, 0x00, 0x00, 0x10,
+                    0x00);
+
+    /* No 64-bit window: no QWordMemory. */
+    struct pci_windows w = pci_win;
+    w.mmio64_size = 0;
+    len = pci_dsdt(&w, buf, sizeof(buf));
+    assert_true(len > 0);
+    assert_null(memchr(buf + SDT_HEADER_LEN, 0x8a, len - SDT_HEADER_LEN));
+
+    /* ECAM above 4 GiB: reserved with a QWord consumer descriptor instead. */
+    w = pci_win;
+    w.ecam_base = 0x8000000000ull;
+    len = pci_dsdt(&w, buf, sizeof(buf));
+    assert_true(len > 0);
+    assert_contains(buf, len, 0x8a, 0x2b, 0x00, 0x00, 0x0d, 0x01);
+}
+
+static void test_pci_failures(void **state)
+{
+    struct vm_ram *m = *state;
+    uint8_t buf[4096];
+
+    /* Legacy devices cannot take the PCI names. */
+    const struct acpi_legacy_dev pci0 = {"PNP0501", "PCI0", 0x3f8, 8, 4};
+    const struct acpi_legacy_dev pres = {"PNP0501", "PRES", 0x3f8, 8, 4};
+    assert_int_equal(build_pci(m, &pci_win, &pci0, 1), 0);
+    assert_window_untouched(m);
+    assert_int_equal(build_pci(m, &pci_win, &pres, 1), 0);
+    assert_window_untouched(m);
+    /* ...which are free again without PCI. */
+    struct acpi_config cfg = {.ncpus = 1, .sleep_port = SLEEP_PORT, .devs = &pci0, .ndevs = 1};
+    assert_true(acpi_build_dsdt(&cfg, buf, sizeof(buf)) > 0);
+
+    static const struct pci_windows bad[] = {
+        {.ecam_base = LAYOUT_PCI_ECAM, .ecam_size = 0, .mmio32_base = LAYOUT_MMIO32_START,
+         .mmio32_size = 0x1000},
+        {.ecam_base = LAYOUT_PCI_ECAM, .ecam_size = 3u << 19, .mmio32_base = LAYOUT_MMIO32_START,
+         .mmio32_size = 0x1000},
+        {.ecam_base = LAYOUT_PCI_ECAM, .ecam_size = 512ull << 20,
+         .mmio32_base = LAYOUT_MMIO32_START, .mmio32_size = 0x1000},
+        {.ecam_base = LAYOUT_PCI_ECAM + 0x1000, .ecam_size = 1u << 20,
+         .mmio32_base = LAYOUT_MMIO32_START, .mmio32_size = 0x1000},
+        {.ecam_base = LAYOUT_PCI_ECAM, .ecam_size = 1u << 20, .mmio32_base = LAYOUT_MMIO32_START,
+         .mmio32_size = 0},
+        {.ecam_base = LAYOUT_PCI_ECAM, .ecam_size = 1u << 20, .mmio32_base = 0xfffff000ull,
+         .mmio32_size = 0x2000},
+        {.ecam_base = LAYOUT_PCI_ECAM, .ecam_size = 1u << 20, .mmio32_base = LAYOUT_MMIO32_START,
+         .mmio32_size = 0x1000, .mmio64_base = UINT64_MAX - 0xfff, .mmio64_size = 0x2000},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (build_pci(m, &bad[i], std_devs, 2) != 0)
+            fail_msg("bad PCI windows #%zu accepted", i);
+        assert_window_untouched(m);
+    }
+    assert_int_equal(acpi_build_mcfg(NULL, buf, sizeof(buf)), 0);
+    assert_int_equal(acpi_build_mcfg(&pci_win, buf, 59), 0);
+    assert_int_equal(acpi_build_mcfg(&pci_win, buf, 60), 60);
+
+    /* Every shorter buffer fails cleanly. */
+    uint8_t ref[4096];
+    size_t len = pci_dsdt(&pci_win, ref, sizeof(ref));
+    assert_true(len > 0);
+    for (size_t cap = 0; cap < len; cap++)
+        assert_int_equal(pci_dsdt(&pci_win, buf, cap), 0);
+}
+
+static void test_iasl_pci(void **state)
+{
+    struct vm_ram *m = *state;
+    if (!have_iasl()) {
+        print_message("iasl not installed (apt-get install acpica-tools): skipping\n");
+        skip();
+    }
+    uint8_t dsdt[4096];
+    size_t len = pci_dsdt(&pci_win, dsdt, sizeof(dsdt));
+    assert_true(len > 0);
+
+    struct tmpdir *d = tmpdir_make();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/dsdt.dat", d->path);
+    write_file(path, dsdt, len);
+    free(run_iasl(d, "-d dsdt.dat"));
+    char *dsl = read_in(d, "dsdt.dsl");
+    static const char *const want[] = {
+        "Device (PCI0)",
+        "Name (_HID, EisaId (\"PNP0A08\")",
+        "Name (_CID, EisaId (\"PNP0A03\")",
+        "Name (_SEG, Zero)",
+        "Name (_BBN, Zero)",
+        "WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,",
+        "IO (Decode16,\n                    0x0CF8,",
+        "0x0CF7,",
+        "0x0D00,",
+        "DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,",
+        "0xC0000000,",
+        "0xDFFFFFFF,",
+        "QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,",
+        "0x0000004000000000,",
+        "0x0000004FFFFFFFFF,",
+        "Device (PRES)",
+        "Name (_HID, EisaId (\"PNP0C02\")",
+        "Memory32Fixed (ReadWrite,\n                    0xE0000000,",
+        "0x00100000,",
+        "Device (COM1)",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_has(dsl, want[i], "dsdt.dsl");
+    assert_null(strstr(dsl, "_ADR"));
+    free(dsl);
+    /* Recompiles to the same AML. */
+    char *out = run_iasl(d, "-p again dsdt.dsl");
+    /* Not even a warning (e.g. a device with both _HID and _ADR). */
+    assert_has(out, "0 Errors, 0 Warnings", "iasl output");
+    free(out);
+    char *again = read_in(d, "again.aml");
+    assert_memory_equal(again + SDT_HEADER_LEN, dsdt + SDT_HEADER_LEN, len - SDT_HEADER_LEN);
+    free(again);
+
+    /* The MCFG as iasl's table disassembler reads it. */
+    uint64_t rsdp = build_pci(m, &pci_win, std_devs, 2);
+    uint32_t mlen;
+    const uint8_t *t = find_table(&m->gm, rsdp, "MCFG", &mlen);
+    assert_non_null(t);
+    snprintf(path, sizeof(path), "%s/mcfg.dat", d->path);
+    write_file(path, t, mlen);
+    free(run_iasl(d, "-d mcfg.dat"));
+    dsl = read_in(d, "mcfg.dsl");
+    assert_has(dsl, "Signature : \"MCFG\"", "mcfg.dsl");
+    assert_has(dsl, "Base Address : 00000000E0000000", "mcfg.dsl");
+    assert_has(dsl, "Segment Group Number : 0000", "mcfg.dsl");
+    assert_has(dsl, "Start Bus Number : 00", "mcfg.dsl");
+    assert_has(dsl, "End Bus Number : 00", "mcfg.dsl");
+    free(dsl);
+    tmpdir_remove(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1143,6 +1381,10 @@ int main(void)
         cmocka_unit_test_teardown(test_iasl_dsdt, tmpdir_teardown),
         cmocka_unit_test_teardown(test_iasl_pci_encoder, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_iasl_tables, ram_setup, ram_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_pci_tables, ram_setup, ram_teardown),
+        cmocka_unit_test(test_pci_dsdt_bytes),
+        cmocka_unit_test_setup_teardown(test_pci_failures, ram_setup, ram_teardown),
+        cmocka_unit_test_setup_teardown(test_iasl_pci, ram_setup, ram_tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -153,7 +153,7 @@ static void test_defaults(void **state)
     assert_int_equal(r.cfg.memory.mergeable, 0);
     assert_int_equal(r.cfg.memory.thp, 1);
     assert_int_equal(r.cfg.serial.mode, CHR_NULL);
-    assert_int_equal(r.cfg.console.mode, CHR_OFF);
+    assert_int_equal(r.cfg.console.mode, CHR_TTY); /* Cloud Hypervisor's default */
     assert_int_equal(r.cfg.ndisks, 0);
     assert_int_equal(r.cfg.ndevices, 0);
     assert_int_equal(r.cfg.rng.enabled, 0);
@@ -266,7 +266,7 @@ static void test_memory(void **state)
 static void test_serial_console(void **state)
 {
     static const struct { const char *arg; enum chr_mode mode; } modes[] = {
-        { "off", CHR_OFF }, { "null", CHR_NULL }, { "tty", CHR_TTY },
+        { "off", CHR_OFF }, { "null", CHR_NULL }, { "tty", CHR_TTY }, { "pty", CHR_PTY },
     };
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
         struct run r;
@@ -301,6 +301,16 @@ static void test_serial_console(void **state)
 
     RUN(&r, "--kernel", "@K", "--serial", "tty", "--console", "null");
     expect_ok(&r);
+    done(&r);
+
+    /* --serial tty alone: the terminal is the serial port, the console goes off. */
+    RUN(&r, "--kernel", "@K", "--serial", "tty");
+    expect_ok(&r);
+    assert_int_equal(r.cfg.console.mode, CHR_OFF);
+    done(&r);
+    RUN(&r, "--kernel", "@K");
+    expect_ok(&r);
+    assert_int_equal(r.cfg.console.mode, CHR_TTY);
     done(&r);
 }
 
@@ -479,7 +489,7 @@ static void test_help(void **state)
         "--memory size=<guest_memory_size>,shared=on|off,hugepages=on|off,"
         "prefault=on|off,mergeable=on|off,thp=on|off",
         "size=512M", "at least 32 MiB",
-        "--serial off|null|tty|file=<path>", "--console off|null|tty|file=<path>",
+        "--serial off|null|tty|pty|file=<path>", "--console off|null|tty|pty|file=<path>",
         "--disk path=<disk_image_path>,readonly=on|off,direct=on|off,"
         "num_queues=<n>,queue_size=<size>,id=<device_id>,serial=<serial_number>",
         "num_queues=1,queue_size=128",
@@ -623,16 +633,14 @@ static const struct err_case err_cases[] = {
     { { "--kernel", "@K", "--memory", "size=4G", "--cpus", "max_phys_bits=32" },
       "more than max_phys_bits=32 can address (3221225472 bytes)" },
     /* --serial / --console */
-    { { "--kernel", "@K", "--serial", "pty" }, "--serial: 'pty' is not supported yet" },
     { { "--kernel", "@K", "--serial", "socket=/tmp/s" },
       "--serial: 'socket=/tmp/s' is not supported yet" },
-    { { "--kernel", "@K", "--console", "pty" }, "--console: 'pty' is not supported yet" },
     { { "--kernel", "@K", "--console", "socket=/tmp/s" }, "--console: 'socket=/tmp/s' is not supported" },
     { { "--kernel", "@K", "--serial", "bogus" }, "--serial: unknown key 'bogus' in 'bogus'" },
     { { "--kernel", "@K", "--console", "iommu=on" }, "--console: unknown key 'iommu'" },
     { { "--kernel", "@K", "--serial", "tty,null" },
-      "--serial: expected one of off|null|tty|file=<path>, got 'tty,null'" },
-    { { "--kernel", "@K", "--serial", "" }, "--serial: expected one of off|null|tty|file=<path>, got ''" },
+      "--serial: expected one of off|null|tty|pty|file=<path>, got 'tty,null'" },
+    { { "--kernel", "@K", "--serial", "" }, "--serial: expected one of off|null|tty|pty|file=<path>, got ''" },
     { { "--kernel", "@K", "--serial", "tty=1" }, "--serial: 'tty' takes no value, got 'tty=1'" },
     { { "--kernel", "@K", "--serial", "file" }, "--serial: 'file' needs a value" },
     { { "--kernel", "@K", "--serial", "file=@T/nodir/out" },

@@ -236,7 +236,7 @@ static void test_plugin_for_newer_abi_refused(void **state)
                           "plugin=" NIMBUS_TEST_ABI_PLUGIN_DIR "/abi_newminor.so", NULL};
     run_nimbus(args, &r, 0, 0);
     assert_int_not_equal(r.status, 0);
-    assert_non_null(strstr(r.err, "needs ABI 1.1"));
+    assert_non_null(strstr(r.err, "needs ABI 1.2"));
 }
 
 static void test_third_party_plugin_loads(void **state)

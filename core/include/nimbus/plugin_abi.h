@@ -27,7 +27,8 @@
  *    loop thread (fd_ready, timer_fired, chr_input).  They must not block:
  *    long work is started and finished through fd_watch/timer_arm.
  *  - A plugin must not create threads and must not keep host pointers
- *    obtained from gpa_map beyond the op that obtained them.
+ *    obtained from gpa_map beyond the op that obtained them (virtqueue
+ *    buffers from vq_pop are the exception: see nimbus_vq_buf).
  *  - Host services may only be called from inside an op (including create).
  *  - reset() must return the device to exactly its power-on state: fuzzers
  *    check this by comparing state_save() output after create and after reset.
@@ -59,7 +60,7 @@ extern "C" {
 #endif
 
 #define NIMBUS_ABI_MAJOR 1
-#define NIMBUS_ABI_MINOR 0
+#define NIMBUS_ABI_MINOR 1
 #define NIMBUS_PLUGIN_SYMBOL "nimbus_plugin_v1"
 
 /* True when a table written with `struct_size` contains `member`. */
@@ -90,6 +91,11 @@ extern "C" {
 
 /* Error codes returned by ops and host services: 0 or a negative errno. */
 
+/* Virtio (minor 1). */
+#define NIMBUS_VIRTIO_MAX_QUEUES 64u
+#define NIMBUS_VIRTIO_MAX_CONFIG 256u /* bytes of device-specific config */
+#define NIMBUS_VQ_BUF_WRITE 1u        /* nimbus_vq_buf.flags: device writes it */
+
 /* At most this many regions per device instance. */
 #define NIMBUS_MAX_REGIONS 8u
 
@@ -104,6 +110,37 @@ typedef struct nimbus_region {
     uint64_t base;  /* guest port / physical address */
     uint64_t size;  /* bytes, > 0 */
 } nimbus_region;
+
+/*
+ * One guest buffer of a virtqueue descriptor chain, already validated by the
+ * host: [gpa, gpa+len) lies entirely inside guest RAM and `host` points at
+ * it.  Unlike gpa_map pointers, `host` stays valid after the op returns,
+ * until the chain is handed back with vq_push or the device is reset, so
+ * asynchronous I/O (io_uring) can target guest memory directly.
+ */
+typedef struct nimbus_vq_buf {
+    void *host;
+    uint64_t gpa;
+    uint32_t len;
+    uint32_t flags; /* NIMBUS_VQ_BUF_WRITE: device-writable (guest reads it) */
+} nimbus_vq_buf;
+
+/*
+ * What a virtio device is, reported once by ops->virtio_info after create.
+ * The host puts the device behind its own virtio 1.x PCI transport: the
+ * plugin never sees PCI config space, BARs, MSI-X or ring layouts.
+ */
+typedef struct nimbus_virtio_info {
+    uint32_t struct_size;     /* sizeof as compiled into the plugin */
+    uint32_t device_id;       /* virtio device id: 2 block, 3 console, 4 entropy */
+    uint64_t device_features; /* device-type feature bits offered (bits 0..23 and
+                                 any the spec assigns to the device type); the
+                                 host adds VERSION_1, INDIRECT_DESC, EVENT_IDX */
+    uint32_t num_queues;      /* 1..NIMBUS_VIRTIO_MAX_QUEUES */
+    uint32_t queue_size_max;  /* power of two, 2..32768 */
+    uint32_t config_size;     /* bytes of device config, 0..NIMBUS_VIRTIO_MAX_CONFIG */
+    uint32_t pci_class;       /* 24-bit PCI class code, e.g. 0x018000 */
+} nimbus_virtio_info;
 
 /* Services the host gives a device.  Owned by the host; read-only. */
 typedef struct nimbus_host_api {
@@ -168,6 +205,38 @@ typedef struct nimbus_host_api {
     /* The guest asked to power off or reset the machine. */
     void (*request_shutdown)(void *hctx, uint32_t kind);
 
+    /* ---- minor 1: virtqueues (only for devices with ops->virtio_info) ----
+     *
+     * Queues are numbered 0..num_queues-1.  The host owns the ring layout,
+     * validates every descriptor (address and length inside guest RAM,
+     * direction: device-readable buffers first, chain length, loops,
+     * indirect tables) and implements EVENT_IDX / NO_INTERRUPT suppression.
+     */
+
+    /*
+     * Take the next available chain from `queue`.  Returns 1 and fills
+     * bufs[0..*nbufs) and *head; 0 when the queue is empty or not enabled;
+     * -EMSGSIZE when the chain has more than `cap` buffers (the host has
+     * already returned it to the guest as used with 0 bytes written);
+     * -EIO when the guest published a malformed chain: the host has put the
+     * device into DEVICE_NEEDS_RESET and the queue yields nothing more until
+     * the driver resets the device.
+     */
+    int (*vq_pop)(void *hctx, uint32_t queue, nimbus_vq_buf *bufs, uint32_t cap,
+                  uint32_t *nbufs, uint32_t *head);
+    /*
+     * Hand chain `head` back to the guest (used ring) with `written` bytes
+     * written into its device-writable buffers.  No interrupt yet: batch
+     * pushes, then call vq_notify once.
+     */
+    int (*vq_push)(void *hctx, uint32_t queue, uint32_t head, uint32_t written);
+    /* Interrupt the driver about `queue` unless it suppressed interrupts. */
+    int (*vq_notify)(void *hctx, uint32_t queue);
+    /* The device config changed (e.g. capacity): configuration interrupt. */
+    int (*virtio_config_changed)(void *hctx);
+    /* An unrecoverable device error: set DEVICE_NEEDS_RESET and tell the driver. */
+    void (*virtio_needs_reset)(void *hctx);
+
     /* Append new services here (minor bump). */
 } nimbus_host_api;
 
@@ -215,6 +284,29 @@ typedef struct nimbus_device_ops {
 
     /* Make every completed guest write durable (fdatasync etc.). Optional. */
     int (*flush)(void *dev);
+
+    /* ---- minor 1: virtio devices ----
+     *
+     * A plugin with virtio_info is a virtio device: create() reports no
+     * regions (the host's transport owns the BARs), reset() is the virtio
+     * device reset (the driver wrote status 0, or the machine reset) and must
+     * also drop every chain in flight: a plugin with asynchronous I/O waits
+     * for it to finish there, since the rings are gone afterwards.
+     */
+    /* Required for virtio devices: describe the device (called after create). */
+    int (*virtio_info)(void *dev, nimbus_virtio_info *info);
+    /* Device-specific config space; offset + len <= config_size, len 1/2/4/8. */
+    int (*virtio_config_read)(void *dev, uint64_t offset, void *data, uint32_t len);
+    int (*virtio_config_write)(void *dev, uint64_t offset, const void *data,
+                               uint32_t len);
+    /*
+     * The driver set DRIVER_OK with `features` negotiated (a subset of what
+     * was offered, transport bits included).  A negative return puts the
+     * device into DEVICE_NEEDS_RESET.
+     */
+    int (*virtio_activate)(void *dev, uint64_t features);
+    /* The driver made buffers available in `queue` (event loop thread). */
+    void (*virtio_queue_notify)(void *dev, uint32_t queue);
 
     /* Append new ops here (minor bump). */
 } nimbus_device_ops;

@@ -1,0 +1,87 @@
+/*
+ * Header-only helpers for virtio device plugins: spec constants and
+ * gather/scatter over the validated buffers vq_pop returns.  Static inline
+ * so plugins keep linking with nothing but libc.
+ */
+#ifndef NIMBUS_VIRTIO_UTIL_H
+#define NIMBUS_VIRTIO_UTIL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "plugin_abi.h"
+
+/* Device ids (virtio 1.2, 5). */
+#define NIMBUS_VIRTIO_ID_NET 1u
+#define NIMBUS_VIRTIO_ID_BLOCK 2u
+#define NIMBUS_VIRTIO_ID_CONSOLE 3u
+#define NIMBUS_VIRTIO_ID_RNG 4u
+
+/* Transport feature bits the host negotiates itself (virtio 1.2, 6). */
+#define NIMBUS_VIRTIO_F_INDIRECT_DESC 28u
+#define NIMBUS_VIRTIO_F_EVENT_IDX 29u
+#define NIMBUS_VIRTIO_F_VERSION_1 32u
+
+#define NIMBUS_BIT(n) (1ull << (n))
+
+/* Bytes in the device-readable / device-writable part of a chain. */
+static inline uint64_t nimbus_vq_len(const nimbus_vq_buf *bufs, uint32_t n,
+                                     uint32_t writable)
+{
+    uint64_t t = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (((bufs[i].flags & NIMBUS_VQ_BUF_WRITE) != 0) == (writable != 0))
+            t += bufs[i].len;
+    return t;
+}
+
+/*
+ * Copy up to `len` bytes starting `off` bytes into the device-readable part
+ * of a chain.  Returns the bytes copied (short when the chain is shorter).
+ */
+static inline uint64_t nimbus_vq_gather(const nimbus_vq_buf *bufs, uint32_t n,
+                                        uint64_t off, void *dst, uint64_t len)
+{
+    uint8_t *d = (uint8_t *)dst;
+    uint64_t done = 0;
+    for (uint32_t i = 0; i < n && done < len; i++) {
+        if (bufs[i].flags & NIMBUS_VQ_BUF_WRITE)
+            continue;
+        if (off >= bufs[i].len) {
+            off -= bufs[i].len;
+            continue;
+        }
+        uint64_t c = bufs[i].len - off;
+        if (c > len - done)
+            c = len - done;
+        memcpy(d + done, (const uint8_t *)bufs[i].host + off, c);
+        done += c;
+        off = 0;
+    }
+    return done;
+}
+
+/* The same for writing into the device-writable part. */
+static inline uint64_t nimbus_vq_scatter(const nimbus_vq_buf *bufs, uint32_t n,
+                                         uint64_t off, const void *src, uint64_t len)
+{
+    const uint8_t *s = (const uint8_t *)src;
+    uint64_t done = 0;
+    for (uint32_t i = 0; i < n && done < len; i++) {
+        if (!(bufs[i].flags & NIMBUS_VQ_BUF_WRITE))
+            continue;
+        if (off >= bufs[i].len) {
+            off -= bufs[i].len;
+            continue;
+        }
+        uint64_t c = bufs[i].len - off;
+        if (c > len - done)
+            c = len - done;
+        memcpy((uint8_t *)bufs[i].host + off, s + done, c);
+        done += c;
+        off = 0;
+    }
+    return done;
+}
+
+#endif /* NIMBUS_VIRTIO_UTIL_H */

@@ -1,0 +1,150 @@
+/*
+ * The PCI side of the machine: the host bridge with its windows and KVM
+ * MSI routing, and the virtio devices the command line asks for (disks,
+ * console, entropy), each a plugin behind the core's virtio-pci transport.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layout.h"
+#include "log.h"
+#include "pci/msi_kvm.h"
+#include "pci/pci.h"
+#include "vm.h"
+
+#define GIB (1ull << 30)
+#define MMIO64_SIZE (64ull * GIB)
+
+static int env_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, int assign)
+{
+    struct vm *vm = opaque;
+    return kvm_ioeventfd(&vm->kvm, addr, len, fd, assign);
+}
+
+/* Physical address bits the guest's CPUID will report (see cpuid.c). */
+static uint32_t guest_phys_bits(const struct vm *vm)
+{
+    uint32_t bits = 36; /* the architectural minimum when CPUID says nothing */
+    const struct kvm_cpuid2 *c = vm->kvm.supported_cpuid;
+    for (uint32_t i = 0; c && i < c->nent; i++)
+        if (c->entries[i].function == 0x80000008u && (c->entries[i].eax & 0xff))
+            bits = c->entries[i].eax & 0xff;
+    if (bits > vm->cfg->cpus.max_phys_bits)
+        bits = vm->cfg->cpus.max_phys_bits;
+    return bits;
+}
+
+int vm_pci_init(struct vm *vm, char *err, size_t errlen)
+{
+    uint64_t ram_end = LAYOUT_RAM_ABOVE_4G;
+    for (unsigned i = 0; i < vm->mem.nregions; i++) {
+        uint64_t e = vm->mem.regions[i].gpa + vm->mem.regions[i].size;
+        if (e > ram_end)
+            ram_end = e;
+    }
+    /* 64-bit BARs go right above RAM, where every guest can address them. */
+    uint64_t base = (ram_end + GIB - 1) & ~(GIB - 1);
+    uint64_t top = 1ull << guest_phys_bits(vm);
+    uint64_t size = MMIO64_SIZE;
+    if (base >= top) {
+        size = 0; /* no room: 64-bit BARs fall back to the 32-bit window */
+    } else if (top - base < size) {
+        size = top - base;
+    }
+    vm->pci_windows = (struct pci_windows){
+        .ecam_base = LAYOUT_PCI_ECAM,
+        .ecam_size = 1ull << 20, /* bus 0 only */
+        .mmio32_base = LAYOUT_MMIO32_START,
+        .mmio32_size = LAYOUT_PCI_ECAM - LAYOUT_MMIO32_START,
+        .mmio64_base = size ? base : 0,
+        .mmio64_size = size,
+    };
+    vm->msi = msi_kvm_create(&vm->kvm, err, errlen);
+    if (!vm->msi)
+        return -1;
+    vm->pci = pci_host_create(&vm->pio, &vm->mmio, &vm->pci_windows, &msi_kvm_ops, vm->msi,
+                              err, errlen);
+    if (!vm->pci)
+        return -1;
+    vm->env.pci = vm->pci;
+    vm->env.ioeventfd = env_ioeventfd;
+    return 0;
+}
+
+void vm_pci_destroy(struct vm *vm)
+{
+    pci_host_destroy(vm->pci);
+    vm->pci = NULL;
+    vm->env.pci = NULL;
+    msi_kvm_destroy(vm->msi);
+    vm->msi = NULL;
+}
+
+/* Plugin options are "key=value,..." so a value must not contain a comma. */
+static int opt_value_ok(const char *what, const char *v, char *err, size_t errlen)
+{
+    if (v && strchr(v, ',')) {
+        snprintf(err, errlen, "%s '%s' contains ',', which nimbus cannot pass on", what, v);
+        return 0;
+    }
+    return 1;
+}
+
+static int add_disk(struct vm *vm, const struct disk_config *dc, char *err, size_t errlen)
+{
+    char opts[8192];
+    if (!opt_value_ok("--disk: path", dc->path, err, errlen) ||
+        !opt_value_ok("--disk: id", dc->id, err, errlen) ||
+        !opt_value_ok("--disk: serial", dc->serial, err, errlen))
+        return -1;
+    int n = snprintf(opts, sizeof(opts), "path=%s,readonly=%s,direct=%s,num_queues=%u,queue_size=%u",
+                     dc->path, dc->readonly ? "on" : "off", dc->direct ? "on" : "off",
+                     dc->num_queues, dc->queue_size);
+    if (dc->id && n > 0 && (size_t)n < sizeof(opts))
+        n += snprintf(opts + n, sizeof(opts) - (size_t)n, ",id=%s", dc->id);
+    if (dc->serial && n > 0 && (size_t)n < sizeof(opts))
+        n += snprintf(opts + n, sizeof(opts) - (size_t)n, ",serial=%s", dc->serial);
+    if (n < 0 || (size_t)n >= sizeof(opts)) {
+        snprintf(err, errlen, "--disk: path '%s' is too long", dc->path);
+        return -1;
+    }
+    char e2[512];
+    if (vm_add_device(vm, "virtio_blk", opts, NULL, e2, sizeof(e2)) < 0) {
+        snprintf(err, errlen, "--disk: %s", e2);
+        return -1;
+    }
+    return 0;
+}
+
+int vm_add_virtio_devices(struct vm *vm, char *err, size_t errlen)
+{
+    const struct vm_config *cfg = vm->cfg;
+    char e2[512];
+    for (uint32_t i = 0; i < cfg->ndisks; i++)
+        if (add_disk(vm, &cfg->disks[i], err, errlen) < 0)
+            return -1;
+    if (cfg->console.mode != CHR_OFF) {
+        vm->console = chr_open_named(&cfg->console, "console", vm->el, e2, sizeof(e2));
+        if (!vm->console) {
+            snprintf(err, errlen, "--console: %s", e2);
+            return -1;
+        }
+        if (vm_add_device(vm, "virtio_console", "", vm->console, e2, sizeof(e2)) < 0) {
+            snprintf(err, errlen, "--console: %s", e2);
+            return -1;
+        }
+    }
+    if (cfg->rng.enabled) {
+        char opts[4200];
+        if (!opt_value_ok("--rng: src", cfg->rng.src, err, errlen))
+            return -1;
+        snprintf(opts, sizeof(opts), "src=%s", cfg->rng.src);
+        if (vm_add_device(vm, "virtio_rng", opts, NULL, e2, sizeof(e2)) < 0) {
+            snprintf(err, errlen, "--rng: %s", e2);
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,301 @@
+/* virtio_blk plugin: ABI entry points and the state blob. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blk.h"
+
+/*
+ * State blob, version 1, little-endian, fixed 32 bytes.  The transport
+ * (rings, indices) is the host's; the device itself only has the
+ * negotiated features.  Capacity and queue geometry identify the disk so a
+ * blob is not restored onto a different one.
+ *   0  u32 magic "VBLK"   4  u16 version   6  u16 size
+ *   8  u64 features       16 u64 capacity (sectors)
+ *  24  u32 activated      28 u16 num_queues   30 u16 queue_size
+ */
+#define BLOB_MAGIC 0x4b4c4256u /* "VBLK" */
+#define BLOB_VERSION 1u
+#define BLOB_SIZE 32u
+
+/* Feature bits the transport negotiates (virtio 1.2, 6: 24..40 and up). */
+#define TRANSPORT_FEATURES (~0ull << 24)
+
+static void dev_free(struct blk_dev *d)
+{
+    blk_uring_fini(d);
+    blk_file_close(&d->file);
+    blk_queues_free(d);
+    free(d->scratch);
+    free(d->zero_buf);
+    free(d);
+}
+
+static int host_ok(const nimbus_host_api *h)
+{
+    return NIMBUS_HAS_MEMBER(h, nimbus_host_api, virtio_needs_reset) && h->vq_pop &&
+           h->vq_push && h->vq_notify && h->fd_watch && h->fd_unwatch &&
+           h->timer_arm && h->clock_ns;
+}
+
+static void pick_ident(struct blk_dev *d)
+{
+    const char *s = d->opts.serial[0] ? d->opts.serial
+                    : d->opts.id[0]   ? d->opts.id
+                                      : d->file.default_id;
+    size_t n = strlen(s);
+    memset(d->ident, 0, sizeof(d->ident));
+    memcpy(d->ident, s, n < sizeof(d->ident) ? n : sizeof(d->ident));
+}
+
+static int blk_create(const nimbus_host_api *host, void *hctx, const char *options,
+                      void **dev, nimbus_region *regions, uint32_t *nregions,
+                      char *err, uint32_t errlen)
+{
+    (void)regions;
+    if (!host || !dev || !nregions) {
+        nimbus_errf(err, errlen, "virtio_blk: invalid create arguments");
+        return -EINVAL;
+    }
+    if (!host_ok(host)) {
+        nimbus_errf(err, errlen,
+                    "virtio_blk: host has no virtqueue services (needs ABI 1.1)");
+        return -ENOTSUP;
+    }
+    struct blk_dev *d = calloc(1, sizeof(*d));
+    if (!d) {
+        nimbus_errf(err, errlen, "virtio_blk: out of memory");
+        return -ENOMEM;
+    }
+    d->host = host;
+    d->hctx = hctx;
+    d->file.fd = d->file.fd_buf = d->uring.efd = -1;
+    int r = blk_parse_options(&d->opts, options ? options : "", err, errlen);
+    if (r == 0)
+        r = blk_file_open(&d->file, &d->opts, host, hctx, err, errlen);
+    if (r < 0) {
+        dev_free(d);
+        return r;
+    }
+    d->seg_max = d->opts.queue_size - 2 < BLK_SEG_MAX ? d->opts.queue_size - 2
+                                                      : BLK_SEG_MAX;
+    d->iov_cap = d->seg_max + 2 + BLK_CHAIN_SLACK;
+    d->scratch = calloc(d->iov_cap, sizeof(*d->scratch));
+    if (!d->scratch || blk_queues_alloc(d) < 0) {
+        nimbus_errf(err, errlen, "virtio_blk: out of memory");
+        dev_free(d);
+        return -ENOMEM;
+    }
+    pick_ident(d);
+    d->features_offered = blk_features(d);
+    blk_config_build(d);
+    blk_queues_reset(d);
+    if (!d->opts.aio_sync) {
+        r = blk_uring_init(d);
+        if (r < 0)
+            BLK_LOG(d, NIMBUS_LOG_WARN,
+                    "virtio_blk: io_uring unavailable (%s); '%s' uses synchronous "
+                    "I/O on the event loop", strerror(-r), d->opts.path);
+    }
+    BLK_LOG(d, NIMBUS_LOG_INFO,
+            "virtio_blk: '%s' %llu sectors%s%s, %u queue(s) of %u, %s",
+            d->opts.path, (unsigned long long)d->file.sectors,
+            d->opts.readonly ? ", read-only" : "", d->opts.direct ? ", O_DIRECT" : "",
+            d->opts.num_queues, d->opts.queue_size,
+            d->uring.up ? "io_uring" : "synchronous I/O");
+    *nregions = 0;
+    *dev = d;
+    return 0;
+}
+
+/* Every in-flight op finishes before the slots are forgotten: after reset
+ * the guest may reuse (or unmap) the memory they point at. */
+static void quiesce(struct blk_dev *d)
+{
+    blk_uring_drain(d);
+    blk_queues_reset(d);
+    if (d->uring.retry_armed) {
+        d->uring.retry_armed = 0;
+        d->host->timer_arm(d->hctx, BLK_RETRY_TIMER, 0);
+    }
+    blk_uring_eventfd_clear(d);
+}
+
+static void blk_destroy(void *dev)
+{
+    struct blk_dev *d = dev;
+    if (!d)
+        return;
+    quiesce(d);
+    if (!d->opts.readonly && fdatasync(d->file.fd) < 0)
+        BLK_LOG(d, NIMBUS_LOG_ERROR, "virtio_blk: '%s': final fdatasync failed: %s",
+                d->opts.path, strerror(errno));
+    if (d->io_errors || d->bad_chains)
+        BLK_LOG(d, NIMBUS_LOG_INFO,
+                "virtio_blk: '%s': %llu I/O errors, %llu malformed requests",
+                d->opts.path, (unsigned long long)d->io_errors,
+                (unsigned long long)d->bad_chains);
+    dev_free(d);
+}
+
+static void blk_reset(void *dev)
+{
+    struct blk_dev *d = dev;
+    quiesce(d);
+    d->features = 0;
+    d->activated = 0;
+    d->writethrough = 0;
+}
+
+static int blk_virtio_info(void *dev, nimbus_virtio_info *info)
+{
+    const struct blk_dev *d = dev;
+    if (!info)
+        return -EINVAL;
+    memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
+    info->device_id = NIMBUS_VIRTIO_ID_BLOCK;
+    info->device_features = d->features_offered;
+    info->num_queues = d->opts.num_queues;
+    info->queue_size_max = d->opts.queue_size;
+    info->config_size = BLK_CONFIG_SIZE;
+    info->pci_class = 0x018000; /* mass storage, other */
+    return 0;
+}
+
+static int blk_config_read(void *dev, uint64_t offset, void *data, uint32_t len)
+{
+    const struct blk_dev *d = dev;
+    if (!data || len == 0 || len > 8 || offset > BLK_CONFIG_SIZE ||
+        len > BLK_CONFIG_SIZE - offset)
+        return -EINVAL;
+    memcpy(data, d->config + offset, len);
+    return 0;
+}
+
+/* Nothing is writable without CONFIG_WCE (not offered): writes are ignored,
+ * as the spec lets a device do with read-only fields. */
+static int blk_config_write(void *dev, uint64_t offset, const void *data,
+                            uint32_t len)
+{
+    (void)dev;
+    if (!data || len == 0 || len > 8 || offset > BLK_CONFIG_SIZE ||
+        len > BLK_CONFIG_SIZE - offset)
+        return -EINVAL;
+    return 0;
+}
+
+static void set_features(struct blk_dev *d, uint64_t features)
+{
+    d->features = features & (d->features_offered | TRANSPORT_FEATURES);
+    d->activated = 1;
+    /* FLUSH offered but not negotiated: writes must be stable when they
+     * complete (virtio 1.2, 5.2.6.2). */
+    d->writethrough = !(d->features & NIMBUS_BIT(VIRTIO_BLK_F_FLUSH));
+}
+
+static int blk_activate(void *dev, uint64_t features)
+{
+    struct blk_dev *d = dev;
+    if (features & ~(d->features_offered | TRANSPORT_FEATURES))
+        return -EINVAL;
+    set_features(d, features);
+    return 0;
+}
+
+static void blk_queue_notify(void *dev, uint32_t queue)
+{
+    struct blk_dev *d = dev;
+    if (queue >= d->opts.num_queues || !d->activated)
+        return;
+    blk_run(d, 1u << queue);
+}
+
+static void blk_fd_ready(void *dev, int fd, uint64_t token, uint32_t revents)
+{
+    struct blk_dev *d = dev;
+    (void)token;
+    (void)revents;
+    if (!d->uring.up || fd != d->uring.efd)
+        return;
+    blk_uring_eventfd_clear(d);
+    blk_run(d, 0);
+}
+
+static void blk_timer_fired(void *dev, uint32_t timer_id)
+{
+    struct blk_dev *d = dev;
+    if (timer_id != BLK_RETRY_TIMER)
+        return;
+    d->uring.retry_armed = 0;
+    blk_run(d, 0);
+}
+
+static int blk_flush(void *dev)
+{
+    struct blk_dev *d = dev;
+    if (d->opts.readonly)
+        return 0;
+    return fdatasync(d->file.fd) < 0 ? -errno : 0;
+}
+
+static int blk_state_save(void *dev, void *buf, uint64_t cap, uint64_t *len)
+{
+    const struct blk_dev *d = dev;
+    int r = nimbus_state_begin(buf, cap, len, BLOB_MAGIC, BLOB_VERSION, BLOB_SIZE);
+    if (r <= 0)
+        return r;
+    uint8_t *b = buf;
+    nimbus_le_store(b + 8, 8, d->features);
+    nimbus_le_store(b + 16, 8, d->file.sectors);
+    nimbus_le_store(b + 24, 4, (uint64_t)d->activated);
+    nimbus_le_store(b + 28, 2, d->opts.num_queues);
+    nimbus_le_store(b + 30, 2, d->opts.queue_size);
+    return 0;
+}
+
+static int blk_state_restore(void *dev, const void *buf, uint64_t len)
+{
+    struct blk_dev *d = dev;
+    const uint8_t *b = buf;
+    if (!nimbus_state_check(b, len, BLOB_MAGIC, BLOB_VERSION, BLOB_SIZE))
+        return -EINVAL;
+    uint64_t features = nimbus_le_load(b + 8, 8);
+    uint32_t activated = (uint32_t)nimbus_le_load(b + 24, 4);
+    if (nimbus_le_load(b + 16, 8) != d->file.sectors ||
+        nimbus_le_load(b + 28, 2) != d->opts.num_queues ||
+        nimbus_le_load(b + 30, 2) != d->opts.queue_size || activated > 1 ||
+        (features & ~(d->features_offered | TRANSPORT_FEATURES)) ||
+        (!activated && features))
+        return -EINVAL;
+    quiesce(d);
+    d->features = 0;
+    d->activated = 0;
+    d->writethrough = 0;
+    if (activated)
+        set_features(d, features);
+    return 0;
+}
+
+static const nimbus_device_ops blk_ops = {
+    .struct_size = sizeof(nimbus_device_ops),
+    .create = blk_create,
+    .destroy = blk_destroy,
+    .reset = blk_reset,
+    .fd_ready = blk_fd_ready,
+    .timer_fired = blk_timer_fired,
+    .state_save = blk_state_save,
+    .state_restore = blk_state_restore,
+    .flush = blk_flush,
+    .virtio_info = blk_virtio_info,
+    .virtio_config_read = blk_config_read,
+    .virtio_config_write = blk_config_write,
+    .virtio_activate = blk_activate,
+    .virtio_queue_notify = blk_queue_notify,
+};
+
+NIMBUS_PLUGIN_DECLARE("virtio_blk", "1.0",
+                      "virtio block device (raw image or block device, io_uring)",
+                      "path=<file>,readonly=on|off,direct=on|off,num_queues=<1..16>,"
+                      "queue_size=<4..1024>,id=<text>,serial=<text>,aio=io_uring|sync",
+                      &blk_ops);

@@ -1,0 +1,166 @@
+/*
+ * Request slots and the dispatch loop: pop chains while slots are free,
+ * start them on the engine, reap completions, then one vq_notify per queue
+ * that got chains back.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "blk.h"
+
+/* Dispatch rounds per call before yielding to the event loop. */
+#define RUN_ROUNDS 8
+
+int blk_queues_alloc(struct blk_dev *d)
+{
+    uint32_t qs = d->opts.queue_size;
+    for (uint32_t i = 0; i < d->opts.num_queues; i++) {
+        struct blk_queue *q = &d->queues[i];
+        q->dev = d;
+        q->index = i;
+        q->reqs = calloc(qs, sizeof(*q->reqs));
+        q->iov_pool = calloc((size_t)qs * d->iov_cap, sizeof(*q->iov_pool));
+        q->free = calloc(qs, sizeof(*q->free));
+        if (!q->reqs || !q->iov_pool || !q->free)
+            return -ENOMEM;
+        for (uint32_t s = 0; s < qs; s++) {
+            q->reqs[s].q = q;
+            q->reqs[s].iov = q->iov_pool + (size_t)s * d->iov_cap;
+        }
+    }
+    return 0;
+}
+
+void blk_queues_free(struct blk_dev *d)
+{
+    for (uint32_t i = 0; i < BLK_MAX_QUEUES; i++) {
+        struct blk_queue *q = &d->queues[i];
+        free(q->reqs);
+        free(q->iov_pool);
+        free(q->free);
+        q->reqs = NULL;
+        q->iov_pool = NULL;
+        q->free = NULL;
+    }
+}
+
+void blk_queues_reset(struct blk_dev *d)
+{
+    uint32_t qs = d->opts.queue_size;
+    for (uint32_t i = 0; i < d->opts.num_queues; i++) {
+        struct blk_queue *q = &d->queues[i];
+        /* Lowest slot on top: a light load keeps touching the same slots. */
+        for (uint32_t s = 0; s < qs; s++)
+            q->free[s] = qs - 1 - s;
+        q->nfree = qs;
+        q->stalled = 0;
+        q->need_notify = 0;
+    }
+}
+
+static void slot_put(struct blk_queue *q, struct blk_req *r)
+{
+    q->free[q->nfree++] = (uint32_t)(r - q->reqs);
+}
+
+void blk_req_finish(struct blk_dev *d, struct blk_req *r)
+{
+    struct blk_queue *q = r->q;
+    uint32_t written = 0;
+    if (r->status_ptr) {
+        *r->status_ptr = r->status;
+        written = r->status == VIRTIO_BLK_S_OK ? r->written : 1;
+    }
+    d->host->vq_push(d->hctx, q->index, r->head, written);
+    q->need_notify = 1;
+    slot_put(q, r);
+}
+
+void blk_req_drop(struct blk_dev *d, struct blk_req *r)
+{
+    (void)d;
+    slot_put(r->q, r);
+}
+
+static void pop_queue(struct blk_dev *d, struct blk_queue *q)
+{
+    q->stalled = 0;
+    for (;;) {
+        if (q->nfree == 0) {
+            /* Chains stay in the ring; completions restart us. */
+            q->stalled = 1;
+            return;
+        }
+        struct blk_req *r = &q->reqs[q->free[q->nfree - 1]];
+        uint32_t n = 0, head = 0;
+        int rc = d->host->vq_pop(d->hctx, q->index, d->scratch, d->iov_cap, &n,
+                                 &head);
+        if (rc == -EMSGSIZE) {
+            /* The host already returned it, used with 0 bytes. */
+            if (d->bad_chains++ < 8)
+                BLK_LOG(d, NIMBUS_LOG_WARN,
+                        "virtio_blk: queue %u: chain of more than %u buffers "
+                        "(seg_max %u) dropped", q->index, d->iov_cap, d->seg_max);
+            q->need_notify = 1;
+            continue;
+        }
+        if (rc != 1)
+            return; /* empty, not enabled, or broken (host set NEEDS_RESET) */
+        q->nfree--;
+        r->head = head;
+        if (!blk_req_parse(d, r, n))
+            blk_req_finish(d, r);
+        else if (d->uring.up)
+            blk_uring_start(d, r);
+        else
+            blk_sync_run(d, r);
+    }
+}
+
+static uint32_t active_queues(const struct blk_dev *d)
+{
+    return d->features & NIMBUS_BIT(VIRTIO_BLK_F_MQ) ? d->opts.num_queues : 1;
+}
+
+void blk_run(struct blk_dev *d, uint32_t qmask)
+{
+    uint32_t nq = active_queues(d);
+    int round;
+
+    /* Completions we reap ourselves below need no eventfd wakeup. */
+    blk_uring_mute(d, 1);
+    for (round = 0; round < RUN_ROUNDS; round++) {
+        for (uint32_t i = 0; i < nq && d->activated; i++) {
+            struct blk_queue *q = &d->queues[i];
+            if ((qmask & (1u << i)) || (q->stalled && q->nfree > 0))
+                pop_queue(d, q);
+        }
+        qmask = 0;
+        if (!d->uring.up)
+            break;
+        blk_uring_submit(d);
+        /* Page-cache hits often complete inside submit: finish them now
+         * instead of a trip through the event loop. */
+        if (blk_uring_reap(d) == 0)
+            break;
+    }
+    if (d->uring.up) {
+        blk_uring_submit(d);
+        blk_uring_mute(d, 0);
+        /* Completions that arrived while muted, or work left after the
+         * last round: make sure fd_ready comes back soon. */
+        int more = io_uring_cq_ready(&d->uring.ring) != 0;
+        for (uint32_t i = 0; i < nq && round == RUN_ROUNDS; i++)
+            more |= d->queues[i].stalled && d->queues[i].nfree > 0;
+        if (more)
+            eventfd_write(d->uring.efd, 1);
+    }
+    for (uint32_t i = 0; i < d->opts.num_queues; i++) {
+        struct blk_queue *q = &d->queues[i];
+        if (q->need_notify) {
+            q->need_notify = 0;
+            d->host->vq_notify(d->hctx, i);
+        }
+    }
+}

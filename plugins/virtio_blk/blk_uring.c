@@ -1,0 +1,256 @@
+/*
+ * The asynchronous engine.  Chains go to io_uring as READV/WRITEV straight
+ * on guest memory (no copies), FSYNC(DATASYNC) and FALLOCATE; one submit
+ * per batch.  Completions raise an eventfd the host's event loop watches,
+ * so nothing here ever blocks except reset/destroy, which must wait for
+ * the kernel to let go of guest memory.
+ *
+ * A request has at most one op in the ring at a time; its slot is the
+ * user_data.  The completion queue holds one entry per slot, so it cannot
+ * overflow.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blk.h"
+
+#define SQ_MAX 4096u
+
+static uint32_t pow2_at_least(uint32_t v)
+{
+    uint32_t p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+static int ring_init(struct blk_dev *d)
+{
+    struct blk_uring *u = &d->uring;
+    uint32_t slots = d->opts.num_queues * d->opts.queue_size;
+    uint32_t sq = pow2_at_least(slots);
+    if (sq > SQ_MAX)
+        sq = SQ_MAX;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = pow2_at_least(slots > 2 * sq ? slots : 2 * sq);
+    int r = io_uring_queue_init_params(sq, &u->ring, &p);
+    if (r == -EINVAL) {
+        /* Before 5.5 there is no CQSIZE; the default 2*sq covers slots up
+         * to SQ_MAX*2, and we never exceed that. */
+        memset(&p, 0, sizeof(p));
+        r = io_uring_queue_init_params(sq, &u->ring, &p);
+    }
+    return r;
+}
+
+int blk_uring_init(struct blk_dev *d)
+{
+    struct blk_uring *u = &d->uring;
+    u->efd = -1;
+    int r = ring_init(d);
+    if (r < 0)
+        return r;
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
+    u->has_falloc = probe && io_uring_opcode_supported(probe, IORING_OP_FALLOCATE);
+    int ok = probe && io_uring_opcode_supported(probe, IORING_OP_READV) &&
+             io_uring_opcode_supported(probe, IORING_OP_WRITEV) &&
+             io_uring_opcode_supported(probe, IORING_OP_FSYNC);
+    if (probe)
+        io_uring_free_probe(probe);
+    if (!ok) {
+        r = -EOPNOTSUPP;
+        goto fail;
+    }
+    u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (u->efd < 0) {
+        r = -errno;
+        goto fail;
+    }
+    r = io_uring_register_eventfd(&u->ring, u->efd);
+    if (r < 0)
+        goto fail;
+    r = d->host->fd_watch(d->hctx, u->efd, NIMBUS_EV_IN, 0);
+    if (r < 0)
+        goto fail;
+    u->up = 1;
+    return 0;
+fail:
+    if (u->efd >= 0)
+        close(u->efd);
+    u->efd = -1;
+    io_uring_queue_exit(&u->ring);
+    return r;
+}
+
+void blk_uring_fini(struct blk_dev *d)
+{
+    struct blk_uring *u = &d->uring;
+    if (!u->up)
+        return;
+    d->host->fd_unwatch(d->hctx, u->efd);
+    io_uring_queue_exit(&u->ring);
+    close(u->efd);
+    u->efd = -1;
+    u->up = 0;
+}
+
+void blk_uring_mute(struct blk_dev *d, int mute)
+{
+    /* Before 5.8 the flag does not exist: every CQE then signals. */
+    if (d->uring.up)
+        (void)io_uring_cq_eventfd_toggle(&d->uring.ring, !mute);
+}
+
+void blk_uring_eventfd_clear(struct blk_dev *d)
+{
+    uint64_t v;
+    if (d->uring.up && read(d->uring.efd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: nothing pending.  Nothing else can fail on an eventfd. */
+    }
+}
+
+static void prep(struct io_uring_sqe *sqe, const struct blk_op *op)
+{
+    switch (op->kind) {
+    case BLK_OP_READV:
+        io_uring_prep_readv(sqe, op->fd, op->iov, op->iovcnt, op->off);
+        break;
+    case BLK_OP_WRITEV:
+        io_uring_prep_writev2(sqe, op->fd, op->iov, op->iovcnt, op->off,
+                              op->rw_flags);
+        break;
+    case BLK_OP_FSYNC:
+        io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC);
+        break;
+    default: /* BLK_OP_FALLOC */
+        io_uring_prep_fallocate(sqe, op->fd, op->mode, (off_t)op->off,
+                                (off_t)op->len);
+        break;
+    }
+}
+
+void blk_uring_start(struct blk_dev *d, struct blk_req *r)
+{
+    struct blk_uring *u = &d->uring;
+    struct blk_op op;
+    for (;;) {
+        if (!blk_req_next_op(d, r, &op)) {
+            blk_req_finish(d, r);
+            return;
+        }
+        if (op.kind == BLK_OP_FALLOC && !u->has_falloc) {
+            /* Old kernel: discard/write-zeroes block briefly instead. */
+            blk_req_op_done(d, r, blk_sync_op(&op));
+            continue;
+        }
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+        if (!sqe) {
+            blk_uring_submit(d);
+            sqe = io_uring_get_sqe(&u->ring);
+        }
+        if (!sqe) {
+            /* The kernel takes nothing right now: do this one inline
+             * rather than leave the guest waiting. */
+            blk_sync_run(d, r);
+            return;
+        }
+        prep(sqe, &op);
+        io_uring_sqe_set_data(sqe, r);
+        u->inflight++;
+        return;
+    }
+}
+
+void blk_uring_submit(struct blk_dev *d)
+{
+    struct blk_uring *u = &d->uring;
+    if (!u->up || io_uring_sq_ready(&u->ring) == 0)
+        return;
+    int r = io_uring_submit(&u->ring);
+    if (r >= 0 && io_uring_sq_ready(&u->ring) == 0)
+        return;
+    /* -EAGAIN/-ENOMEM/-EBUSY: the SQEs stay queued; try again shortly. */
+    if (r < 0 && !u->warned_submit) {
+        u->warned_submit = 1;
+        BLK_LOG(d, NIMBUS_LOG_WARN, "virtio_blk: io_uring_submit failed: %s; retrying",
+                strerror(-r));
+    }
+    if (!u->retry_armed) {
+        u->retry_armed = 1;
+        d->host->timer_arm(d->hctx, BLK_RETRY_TIMER,
+                           d->host->clock_ns(d->hctx) + BLK_RETRY_NS);
+    }
+}
+
+static void complete_one(struct blk_dev *d, struct blk_req *r, int64_t res)
+{
+    d->uring.inflight--;
+    if (d->draining) {
+        blk_req_drop(d, r);
+        return;
+    }
+    blk_req_op_done(d, r, res);
+    blk_uring_start(d, r);
+}
+
+/* Handle every CQE visible now; completions may queue follow-up SQEs. */
+static uint32_t reap_visible(struct blk_dev *d)
+{
+    struct io_uring *ring = &d->uring.ring;
+    uint32_t total = 0;
+    for (;;) {
+        unsigned head, n = 0;
+        struct io_uring_cqe *cqe;
+        io_uring_for_each_cqe(ring, head, cqe) {
+            struct blk_req *r = io_uring_cqe_get_data(cqe);
+            int64_t res = cqe->res;
+            n++;
+            if (r)
+                complete_one(d, r, res);
+        }
+        if (n == 0)
+            return total;
+        io_uring_cq_advance(ring, n);
+        total += n;
+    }
+}
+
+uint32_t blk_uring_reap(struct blk_dev *d)
+{
+    if (!d->uring.up)
+        return 0;
+    return reap_visible(d);
+}
+
+void blk_uring_drain(struct blk_dev *d)
+{
+    struct blk_uring *u = &d->uring;
+    if (!u->up)
+        return;
+    d->draining = 1;
+    while (u->inflight > 0) {
+        int r = io_uring_submit_and_wait(&u->ring, 1);
+        if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
+            /* Closing the ring is the only way left to make sure no old
+             * completion lands in a reused slot; carry on synchronously. */
+            BLK_LOG(d, NIMBUS_LOG_ERROR,
+                    "virtio_blk: waiting for %u requests failed: %s; "
+                    "switching to synchronous I/O", u->inflight, strerror(-r));
+            blk_uring_fini(d);
+            u->inflight = 0;
+            break;
+        }
+        if (reap_visible(d) == 0 && r < 0 && r != -EINTR) {
+            /* Kernel short of resources: back off instead of spinning. */
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    d->draining = 0;
+}

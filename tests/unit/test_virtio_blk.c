@@ -1,0 +1,1103 @@
+/*
+ * virtio_blk plugin, loaded with dlopen and driven through the fake host's
+ * virtio transport against real image files in the build tree.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <nimbus/virtio_util.h>
+
+#include "fake_host.h"
+
+/* virtio 1.2, 5.2 (spelled out here, independent of the plugin). */
+enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11, T_WZ = 13 };
+enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
+enum { F_SEG_MAX = 2, F_RO = 5, F_BLK_SIZE = 6, F_FLUSH = 9, F_TOPOLOGY = 10,
+       F_MQ = 12, F_DISCARD = 13, F_WZ = 14 };
+enum { CFG_CAPACITY = 0, CFG_SEG_MAX = 12, CFG_BLK_SIZE = 20, CFG_NUM_QUEUES = 34,
+       CFG_MAX_DISCARD_SEG = 40, CFG_WZ_MAY_UNMAP = 56 };
+
+#define RAM_SIZE (64u << 20)
+#define SECTOR 512u
+#define MAX_WAIT_POLLS 1000
+
+struct fx {
+    struct fake_host h;
+    const nimbus_plugin *p;
+    void *dev;
+    nimbus_virtio_info info;
+    char dir[PATH_MAX];
+    char img[PATH_MAX + 16];
+    char err[512];
+};
+
+/* ---- fixture ---- */
+
+static const nimbus_plugin *load_plugin(void)
+{
+    static const nimbus_plugin *p;
+    if (!p) {
+        char err[512];
+        p = fake_host_load_plugin(NIMBUS_TEST_PLUGIN_DIR "/virtio_blk.so", err,
+                                  sizeof(err));
+        if (!p)
+            fail_msg("%s", err);
+    }
+    return p;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint8_t rnd8(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint8_t)(rng_state >> 24);
+}
+
+static void fill_random(uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = rnd8();
+}
+
+/* An image of `bytes` bytes, every byte `fill`. */
+static void make_image(const char *path, uint64_t bytes, uint8_t fill)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    uint8_t buf[65536];
+    memset(buf, fill, sizeof(buf));
+    for (uint64_t off = 0; off < bytes;) {
+        size_t n = bytes - off < sizeof(buf) ? (size_t)(bytes - off) : sizeof(buf);
+        assert_int_equal(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
+        off += n;
+    }
+    close(fd);
+}
+
+static void file_read(const char *path, uint64_t off, void *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, buf, n, (off_t)off), (ssize_t)n);
+    close(fd);
+}
+
+static void file_write(const char *path, uint64_t off, const void *buf, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
+    close(fd);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "%s/blkXXXXXX", NIMBUS_TEST_BINARY_DIR);
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->img, sizeof(f->img), "%s/disk.img", f->dir);
+    assert_int_equal(fake_host_init(&f->h, RAM_SIZE), 0);
+    f->h.abort_on_violation = 1;
+    f->p = load_plugin();
+    *state = f;
+    return 0;
+}
+
+static void destroy_dev(struct fx *f)
+{
+    if (f->dev)
+        f->p->ops->destroy(f->dev);
+    f->dev = NULL;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    destroy_dev(f);
+    assert_int_equal(fake_host_violation_count(&f->h), 0);
+    fake_host_fini(&f->h);
+    unlink(f->img); /* may live outside dir (/dev/shm) */
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* create with "path=<img>" plus `extra`; the error text lands in f->err. */
+static int try_create(struct fx *f, const char *extra, void **dev)
+{
+    char opts[PATH_MAX + 256];
+    snprintf(opts, sizeof(opts), "path=%s%s%s", f->img, extra[0] ? "," : "", extra);
+    nimbus_region regs[NIMBUS_MAX_REGIONS];
+    uint32_t n = NIMBUS_MAX_REGIONS;
+    f->err[0] = '\0';
+    *dev = NULL;
+    int r = fake_host_create(&f->h, f->p, opts, dev, regs, &n, f->err, sizeof(f->err));
+    if (r == 0)
+        assert_int_equal(n, 0); /* the transport owns the BARs */
+    else
+        assert_null(*dev);
+    return r;
+}
+
+static void create_ok(struct fx *f, const char *extra)
+{
+    int r = try_create(f, extra, &f->dev);
+    if (r != 0)
+        fail_msg("create '%s' failed: %s", extra, f->err);
+    assert_int_equal(fake_host_virtio_attach(&f->h, f->p, f->dev, &f->info), 0);
+}
+
+static void activate(struct fx *f, uint64_t features)
+{
+    assert_int_equal(fake_host_virtio_activate(&f->h, f->p, f->dev, features, 0), 0);
+}
+
+/* An image of 1 MiB of zeroes, a device on it with `extra`, activated with
+ * every feature offered. */
+static void start(struct fx *f, const char *extra)
+{
+    make_image(f->img, 1u << 20, 0);
+    create_ok(f, extra);
+    activate(f, f->info.device_features);
+}
+
+/* ---- driver side ---- */
+
+static void put_le(uint8_t *p, unsigned len, uint64_t v)
+{
+    for (unsigned i = 0; i < len; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned len)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < len; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint8_t *ram(struct fx *f, uint64_t gpa)
+{
+    return f->h.ram + gpa;
+}
+
+static uint64_t buf(struct fx *f, uint64_t len)
+{
+    uint64_t g = fake_host_buf(&f->h, len);
+    assert_true(g != 0);
+    return g;
+}
+
+/* A buffer whose host address is a multiple of `align` (what O_DIRECT
+ * checks; the fake RAM itself need not be page-aligned). */
+static uint64_t buf_aligned(struct fx *f, uint64_t len, uint64_t align)
+{
+    uint64_t g = buf(f, len + align);
+    uintptr_t hva = (uintptr_t)ram(f, g);
+    return g + (uint64_t)((align - hva % align) % align);
+}
+
+static uint64_t header(struct fx *f, uint32_t type, uint64_t sector)
+{
+    uint64_t h = buf(f, 16);
+    put_le(ram(f, h), 4, type);
+    put_le(ram(f, h) + 4, 4, 0);
+    put_le(ram(f, h) + 8, 8, sector);
+    return h;
+}
+
+static uint64_t status_buf(struct fx *f)
+{
+    uint64_t s = buf(f, 1);
+    *ram(f, s) = 0xee; /* neither OK, IOERR nor UNSUPP */
+    return s;
+}
+
+/* A request: header, `nd` data segments (device-writable for IN / GET_ID),
+ * status byte.  Returns the head; *st gets the status byte's address. */
+static int add_req(struct fx *f, uint32_t q, uint32_t type, uint64_t sector,
+                   const struct fake_vq_seg *data, uint32_t nd, uint64_t *st)
+{
+    struct fake_vq_seg segs[16];
+    assert_true(nd + 2 <= 16);
+    segs[0] = (struct fake_vq_seg){header(f, type, sector), 16, 0};
+    for (uint32_t i = 0; i < nd; i++)
+        segs[1 + i] = data[i];
+    *st = status_buf(f);
+    segs[nd + 1] = (struct fake_vq_seg){*st, 1, 1};
+    int head = fake_host_vq_add(&f->h, q, segs, nd + 2);
+    assert_true(head >= 0);
+    return head;
+}
+
+static void kick(struct fx *f, uint32_t q)
+{
+    assert_int_equal(fake_host_vq_kick(&f->h, f->p, f->dev, q), 0);
+}
+
+/* The next used chain of queue q, polling the device's eventfd meanwhile. */
+static void wait_used(struct fx *f, uint32_t q, uint32_t *head, uint32_t *len)
+{
+    for (int i = 0; i < MAX_WAIT_POLLS; i++) {
+        if (fake_host_vq_used(&f->h, q, head, len))
+            return;
+        assert_true(fake_host_poll(&f->h, f->p, f->dev, 20) >= 0);
+    }
+    fail_msg("queue %u: no completion after %d polls", q, MAX_WAIT_POLLS);
+}
+
+/* One request start to finish: returns the status, *len the used length. */
+static uint8_t run_req(struct fx *f, uint32_t q, uint32_t type, uint64_t sector,
+                       const struct fake_vq_seg *data, uint32_t nd, uint32_t *len)
+{
+    uint64_t st;
+    int head = add_req(f, q, type, sector, data, nd, &st);
+    kick(f, q);
+    uint32_t h = 0, l = 0;
+    wait_used(f, q, &h, &l);
+    assert_int_equal(h, (uint32_t)head);
+    if (len)
+        *len = l;
+    return *ram(f, st);
+}
+
+/* Read / write `n` bytes at `sector` through one data buffer. */
+static uint8_t rw(struct fx *f, uint32_t type, uint64_t sector, uint64_t gpa,
+                  uint32_t n, uint32_t *len)
+{
+    struct fake_vq_seg d = {gpa, n, type == T_IN};
+    return run_req(f, 0, type, sector, &d, 1, len);
+}
+
+/* A discard / write-zeroes request with `n` segments. */
+static uint8_t dwz(struct fx *f, uint32_t type, const uint64_t (*seg)[3], uint32_t n)
+{
+    uint64_t g = buf(f, 16 * (n ? n : 1));
+    for (uint32_t i = 0; i < n; i++) {
+        put_le(ram(f, g + 16 * i), 8, seg[i][0]);
+        put_le(ram(f, g + 16 * i + 8), 4, seg[i][1]);
+        put_le(ram(f, g + 16 * i + 12), 4, seg[i][2]);
+    }
+    struct fake_vq_seg d = {g, 16 * n, 0};
+    uint32_t len = 0;
+    uint8_t s = run_req(f, 0, type, 0, &d, n ? 1 : 0, &len);
+    assert_int_equal(len, 1);
+    return s;
+}
+
+static uint64_t cfg(struct fx *f, uint64_t off, uint32_t len)
+{
+    uint8_t b[8] = {0};
+    assert_int_equal(fake_host_virtio_config_read(&f->h, f->p, f->dev, off, b, len), 0);
+    return get_le(b, len);
+}
+
+/* ---- options and open errors ---- */
+
+static void expect_create_error(struct fx *f, const char *extra, const char *needle)
+{
+    void *dev;
+    int r = try_create(f, extra, &dev);
+    if (r >= 0)
+        fail_msg("'%s' was accepted", extra);
+    if (!strstr(f->err, needle))
+        fail_msg("'%s': error '%s' lacks '%s'", extra, f->err, needle);
+    assert_null(strchr(f->err, '\n'));
+    assert_non_null(strstr(f->err, "virtio_blk"));
+}
+
+static void test_option_errors(void **state)
+{
+    struct fx *f = *state;
+    make_image(f->img, 1u << 20, 0);
+    expect_create_error(f, "colour=blue", "'colour'");
+    expect_create_error(f, "readonly=maybe", "'maybe'");
+    expect_create_error(f, "direct=2", "'2'");
+    expect_create_error(f, "direct", "'direct'");
+    expect_create_error(f, "num_queues=0", "'0'");
+    expect_create_error(f, "num_queues=17", "'17'");
+    expect_create_error(f, "queue_size=100", "'100'");
+    expect_create_error(f, "queue_size=2048", "'2048'");
+    expect_create_error(f, "queue_size=2", "'2'");
+    expect_create_error(f, "serial=123456789012345678901", "'123456789012345678901'");
+    expect_create_error(f, "id=tab\there", "id");
+    expect_create_error(f, "aio=posix", "'posix'");
+
+    /* No path at all, or an empty one. */
+    nimbus_region regs[NIMBUS_MAX_REGIONS];
+    uint32_t n = NIMBUS_MAX_REGIONS;
+    void *dev = NULL;
+    assert_true(fake_host_create(&f->h, f->p, "readonly=on", &dev, regs, &n, f->err,
+                                 sizeof(f->err)) < 0);
+    assert_non_null(strstr(f->err, "path"));
+    n = NIMBUS_MAX_REGIONS;
+    assert_true(fake_host_create(&f->h, f->p, "path=", &dev, regs, &n, f->err,
+                                 sizeof(f->err)) < 0);
+    assert_non_null(strstr(f->err, "path"));
+
+    /* Every documented option at once is fine. */
+    create_ok(f, "readonly=off,direct=off,num_queues=2,queue_size=64,id=d0,"
+                 "serial=S1,aio=sync");
+}
+
+static void test_missing_and_wrong_type(void **state)
+{
+    struct fx *f = *state;
+    char opts[PATH_MAX + 64];
+    nimbus_region regs[NIMBUS_MAX_REGIONS];
+    uint32_t n = NIMBUS_MAX_REGIONS;
+    void *dev = NULL;
+
+    snprintf(opts, sizeof(opts), "path=%s/nope.img", f->dir);
+    assert_true(fake_host_create(&f->h, f->p, opts, &dev, regs, &n, f->err,
+                                 sizeof(f->err)) < 0);
+    assert_non_null(strstr(f->err, "nope.img"));
+    assert_non_null(strstr(f->err, "No such file"));
+
+    snprintf(opts, sizeof(opts), "path=%s", f->dir);
+    n = NIMBUS_MAX_REGIONS;
+    assert_true(fake_host_create(&f->h, f->p, opts, &dev, regs, &n, f->err,
+                                 sizeof(f->err)) < 0);
+    assert_non_null(strstr(f->err, f->dir));
+    assert_non_null(strstr(f->err, "not a regular file or block device"));
+}
+
+/* Make the image unwritable even for root (immutable flag) or, failing
+ * that, by mode bits when not root.  0 when it could not be done. */
+static int make_unwritable(const char *path, int on)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    int flags = 0, ok = 0;
+    if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
+        flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+        ok = ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+    }
+    close(fd);
+    if (!ok && geteuid() != 0)
+        ok = chmod(path, on ? 0444 : 0644) == 0;
+    return ok;
+}
+
+static void test_not_writable(void **state)
+{
+    struct fx *f = *state;
+    make_image(f->img, 1u << 20, 0);
+    if (!make_unwritable(f->img, 1)) {
+        print_message("cannot make the image unwritable here; skipped\n");
+        skip();
+    }
+    void *dev;
+    int r = try_create(f, "", &dev);
+    char err[sizeof(f->err)];
+    memcpy(err, f->err, sizeof(err));
+    int r2 = try_create(f, "readonly=on", &f->dev);
+    make_unwritable(f->img, 0);
+    assert_true(r < 0);
+    if (!strstr(err, "not writable") || !strstr(err, "readonly=on") ||
+        !strstr(err, f->img))
+        fail_msg("unexpected error '%s'", err);
+    assert_int_equal(r2, 0);
+}
+
+static void test_locking(void **state)
+{
+    struct fx *f = *state;
+    make_image(f->img, 1u << 20, 0);
+    void *a = NULL, *b = NULL;
+
+    /* A writer excludes everyone. */
+    assert_int_equal(try_create(f, "", &a), 0);
+    assert_true(try_create(f, "", &b) < 0);
+    assert_non_null(strstr(f->err, "is locked by another process (in use by another VM?)"));
+    assert_non_null(strstr(f->err, f->img));
+    assert_true(try_create(f, "readonly=on", &b) < 0);
+    assert_non_null(strstr(f->err, "locked"));
+    f->p->ops->destroy(a);
+
+    /* Readers share, and exclude a writer. */
+    assert_int_equal(try_create(f, "readonly=on", &a), 0);
+    assert_int_equal(try_create(f, "readonly=on", &b), 0);
+    assert_true(try_create(f, "", &f->dev) < 0);
+    assert_non_null(strstr(f->err, "locked"));
+    f->p->ops->destroy(a);
+    f->p->ops->destroy(b);
+
+    /* Another program's OFD lock (QEMU takes them too) counts. */
+    int fd = open(f->img, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+    assert_true(try_create(f, "readonly=on", &b) < 0);
+    assert_non_null(strstr(f->err, "locked"));
+    close(fd);
+
+    /* Released locks are gone. */
+    assert_int_equal(try_create(f, "", &f->dev), 0);
+}
+
+/* ---- config space ---- */
+
+static void test_capacity_and_config(void **state)
+{
+    struct fx *f = *state;
+    /* 1 MiB and 100 bytes: the tail is not addressable. */
+    make_image(f->img, (1u << 20) + 100, 0);
+    create_ok(f, "");
+    assert_int_equal(f->info.device_id, NIMBUS_VIRTIO_ID_BLOCK);
+    assert_int_equal(f->info.num_queues, 1);
+    assert_int_equal(f->info.queue_size_max, 256);
+    assert_true(f->info.config_size >= 60);
+    uint64_t feat = f->info.device_features;
+    assert_true(feat & NIMBUS_BIT(F_SEG_MAX));
+    assert_true(feat & NIMBUS_BIT(F_BLK_SIZE));
+    assert_true(feat & NIMBUS_BIT(F_FLUSH));
+    assert_true(feat & NIMBUS_BIT(F_DISCARD));
+    assert_true(feat & NIMBUS_BIT(F_WZ));
+    assert_false(feat & NIMBUS_BIT(F_RO));
+    assert_false(feat & NIMBUS_BIT(F_MQ));
+
+    assert_int_equal(cfg(f, CFG_CAPACITY, 8), 2048);
+    assert_int_equal(cfg(f, CFG_CAPACITY, 4), 2048);
+    assert_int_equal(cfg(f, CFG_CAPACITY + 4, 4), 0);
+    assert_int_equal(cfg(f, CFG_SEG_MAX, 4), 254);
+    assert_int_equal(cfg(f, CFG_BLK_SIZE, 4), 512);
+    assert_true(cfg(f, CFG_MAX_DISCARD_SEG, 4) >= 1);
+    assert_int_equal(cfg(f, CFG_WZ_MAY_UNMAP, 1), 1);
+
+    /* Nothing is writable; a write changes nothing. */
+    uint8_t junk[8];
+    memset(junk, 0x5a, sizeof(junk));
+    assert_int_equal(fake_host_virtio_config_write(&f->h, f->p, f->dev, 0, junk, 8), 0);
+    assert_int_equal(cfg(f, CFG_CAPACITY, 8), 2048);
+    destroy_dev(f);
+
+    /* Queue geometry follows the options; MQ only with several queues. */
+    create_ok(f, "num_queues=4,queue_size=64");
+    assert_int_equal(f->info.num_queues, 4);
+    assert_int_equal(f->info.queue_size_max, 64);
+    assert_true(f->info.device_features & NIMBUS_BIT(F_MQ));
+    assert_int_equal(cfg(f, CFG_NUM_QUEUES, 2), 4);
+    assert_int_equal(cfg(f, CFG_SEG_MAX, 4), 62);
+    destroy_dev(f);
+
+    create_ok(f, "readonly=on");
+    feat = f->info.device_features;
+    assert_true(feat & NIMBUS_BIT(F_RO));
+    assert_false(feat & NIMBUS_BIT(F_DISCARD));
+    assert_false(feat & NIMBUS_BIT(F_WZ));
+}
+
+/* ---- GET_ID ---- */
+
+static void get_id(struct fx *f, uint32_t cap, uint8_t *out, uint32_t *len)
+{
+    uint64_t g = buf(f, cap);
+    memset(ram(f, g), 0xcc, cap);
+    struct fake_vq_seg d = {g, cap, 1};
+    assert_int_equal(run_req(f, 0, T_GET_ID, 0, &d, 1, len), S_OK);
+    memcpy(out, ram(f, g), cap);
+}
+
+static void test_get_id(void **state)
+{
+    struct fx *f = *state;
+    uint8_t id[32];
+    uint32_t len;
+
+    start(f, "serial=SER-1,id=disk0");
+    get_id(f, 20, id, &len);
+    assert_int_equal(len, 21);
+    assert_memory_equal(id, "SER-1\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20);
+    /* A short buffer gets the start of the string. */
+    get_id(f, 3, id, &len);
+    assert_int_equal(len, 4);
+    assert_memory_equal(id, "SER", 3);
+    /* A longer one gets 20 bytes; the rest is not touched. */
+    get_id(f, 32, id, &len);
+    assert_int_equal(len, 21);
+    assert_int_equal(id[20], 0xcc);
+    destroy_dev(f);
+
+    create_ok(f, "id=disk0");
+    activate(f, f->info.device_features);
+    get_id(f, 20, id, &len);
+    assert_memory_equal(id, "disk0\0", 6);
+    destroy_dev(f);
+
+    /* Exactly 20 bytes: no terminator. */
+    create_ok(f, "serial=ABCDEFGHIJKLMNOPQRST");
+    activate(f, f->info.device_features);
+    get_id(f, 24, id, &len);
+    assert_int_equal(len, 21);
+    assert_memory_equal(id, "ABCDEFGHIJKLMNOPQRST", 20);
+    assert_int_equal(id[20], 0xcc);
+    destroy_dev(f);
+
+    /* Neither: derived from the file, stable across opens, not empty. */
+    uint8_t first[20];
+    create_ok(f, "");
+    activate(f, f->info.device_features);
+    get_id(f, 20, first, &len);
+    assert_true(first[0] != 0);
+    for (unsigned i = 0; i < 20 && first[i]; i++)
+        assert_true(first[i] >= 0x20 && first[i] < 0x7f);
+    destroy_dev(f);
+    create_ok(f, "");
+    activate(f, f->info.device_features);
+    get_id(f, 20, id, &len);
+    assert_memory_equal(id, first, 20);
+}
+
+/* ---- data path ---- */
+
+#define RT_CHAINS 24
+#define RT_BYTES 8192u
+
+/*
+ * RT_CHAINS writes in flight at once, each scattered over several guest
+ * buffers, then RT_CHAINS reads with another split; the file and the
+ * guest buffers must both match.  `aligned` uses page-aligned buffers so
+ * O_DIRECT can take them without the page-cache detour.
+ */
+static void roundtrip(struct fx *f, uint32_t q, int aligned)
+{
+    static uint8_t data[RT_CHAINS][RT_BYTES], back[RT_BYTES];
+    uint64_t st[RT_CHAINS], rbuf[RT_CHAINS];
+    int heads[RT_CHAINS];
+    uint32_t wsplit[3] = {1000, 3096, 4096}, rsplit[3] = {4096, 512, 3584};
+    if (aligned) {
+        wsplit[0] = 4096, wsplit[1] = 4096, wsplit[2] = 0;
+        rsplit[0] = 4096, rsplit[1] = 4096, rsplit[2] = 0;
+    }
+
+    for (int i = 0; i < RT_CHAINS; i++) {
+        fill_random(data[i], RT_BYTES);
+        struct fake_vq_seg d[3];
+        uint32_t nd = 0, off = 0;
+        for (int k = 0; k < 3 && wsplit[k]; k++) {
+            uint64_t g = aligned ? buf_aligned(f, wsplit[k], 4096) : buf(f, wsplit[k]);
+            memcpy(ram(f, g), data[i] + off, wsplit[k]);
+            d[nd++] = (struct fake_vq_seg){g, wsplit[k], 0};
+            off += wsplit[k];
+        }
+        heads[i] = add_req(f, q, T_OUT, (uint64_t)i * 40 + 8, d, nd, &st[i]);
+    }
+    kick(f, q);
+    for (int done = 0; done < RT_CHAINS; done++) {
+        uint32_t h, len;
+        wait_used(f, q, &h, &len);
+        assert_int_equal(len, 1);
+    }
+    for (int i = 0; i < RT_CHAINS; i++) {
+        assert_int_equal(*ram(f, st[i]), S_OK);
+        file_read(f->img, ((uint64_t)i * 40 + 8) * SECTOR, back, RT_BYTES);
+        assert_memory_equal(back, data[i], RT_BYTES);
+    }
+
+    for (int i = 0; i < RT_CHAINS; i++) {
+        struct fake_vq_seg d[3];
+        uint32_t nd = 0;
+        rbuf[i] = aligned ? buf_aligned(f, RT_BYTES, 4096) : buf(f, RT_BYTES);
+        uint32_t off = 0;
+        for (int k = 0; k < 3 && rsplit[k]; k++) {
+            d[nd++] = (struct fake_vq_seg){rbuf[i] + off, rsplit[k], 1};
+            off += rsplit[k];
+        }
+        heads[i] = add_req(f, q, T_IN, (uint64_t)i * 40 + 8, d, nd, &st[i]);
+    }
+    kick(f, q);
+    int seen[RT_CHAINS] = {0};
+    for (int done = 0; done < RT_CHAINS; done++) {
+        uint32_t h, len;
+        wait_used(f, q, &h, &len);
+        assert_int_equal(len, RT_BYTES + 1);
+        for (int i = 0; i < RT_CHAINS; i++)
+            if ((uint32_t)heads[i] == h)
+                seen[i]++;
+    }
+    for (int i = 0; i < RT_CHAINS; i++) {
+        assert_int_equal(seen[i], 1);
+        assert_int_equal(*ram(f, st[i]), S_OK);
+        assert_memory_equal(ram(f, rbuf[i]), data[i], RT_BYTES);
+    }
+}
+
+static void test_roundtrip_io_uring(void **state)
+{
+    struct fx *f = *state;
+    start(f, "");
+    roundtrip(f, 0, 0);
+}
+
+static void test_roundtrip_sync(void **state)
+{
+    struct fx *f = *state;
+    start(f, "aio=sync");
+    roundtrip(f, 0, 0);
+}
+
+static void test_roundtrip_direct(void **state)
+{
+    struct fx *f = *state;
+    make_image(f->img, 1u << 20, 0);
+    if (try_create(f, "direct=on", &f->dev) < 0) {
+        print_message("O_DIRECT unavailable here (%s); skipped\n", f->err);
+        skip();
+    }
+    assert_int_equal(fake_host_virtio_attach(&f->h, f->p, f->dev, &f->info), 0);
+    activate(f, f->info.device_features);
+    roundtrip(f, 0, 1); /* straight O_DIRECT */
+    roundtrip(f, 0, 0); /* misaligned guest buffers: page-cache path */
+}
+
+static void test_multiqueue(void **state)
+{
+    struct fx *f = *state;
+    start(f, "num_queues=4");
+    roundtrip(f, 3, 0);
+    assert_true(f->h.virtio.notify_calls[3] > 0);
+    assert_int_equal(f->h.virtio.notify_calls[0], 0);
+    /* Queue 1 too, on the same disk. */
+    uint64_t g = buf(f, 4096);
+    struct fake_vq_seg d = {g, 4096, 1};
+    uint32_t len;
+    assert_int_equal(run_req(f, 1, T_IN, 8, &d, 1, &len), S_OK);
+    assert_int_equal(len, 4097);
+}
+
+/* Without FLUSH negotiated writes are made stable one by one (RWF_DSYNC);
+ * the data must still arrive. */
+static void test_writethrough(void **state)
+{
+    struct fx *f = *state;
+    make_image(f->img, 1u << 20, 0);
+    create_ok(f, "");
+    activate(f, f->info.device_features & ~NIMBUS_BIT(F_FLUSH));
+    roundtrip(f, 0, 0);
+    const uint64_t wz[1][3] = {{8, 40, 0}};
+    assert_int_equal(dwz(f, T_WZ, wz, 1), S_OK);
+    uint8_t back[40 * SECTOR];
+    file_read(f->img, 8 * SECTOR, back, sizeof(back));
+    for (size_t i = 0; i < sizeof(back); i++)
+        assert_int_equal(back[i], 0);
+}
+
+static void test_many_in_flight(void **state)
+{
+    struct fx *f = *state;
+    /* 256 single-descriptor (indirect) chains fill every slot at once. */
+    enum { N = 256, SZ = 4096 };
+    make_image(f->img, 2u << 20, 0);
+    uint8_t *pattern = malloc((size_t)N * SZ);
+    assert_non_null(pattern);
+    fill_random(pattern, (size_t)N * SZ);
+    file_write(f->img, 0, pattern, (size_t)N * SZ);
+    create_ok(f, "");
+    activate(f, f->info.device_features);
+    uint64_t data[N], st[N];
+    for (int i = 0; i < N; i++) {
+        data[i] = buf(f, SZ);
+        st[i] = status_buf(f);
+        struct fake_vq_seg s[3] = {{header(f, T_IN, (uint64_t)i * 8), 16, 0},
+                                   {data[i], SZ, 1},
+                                   {st[i], 1, 1}};
+        assert_true(fake_host_vq_add_indirect(&f->h, 0, s, 3) >= 0);
+    }
+    kick(f, 0);
+    for (int i = 0; i < N; i++) {
+        uint32_t h, len;
+        wait_used(f, 0, &h, &len);
+        assert_int_equal(len, SZ + 1);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(*ram(f, st[i]), S_OK);
+        assert_memory_equal(ram(f, data[i]), pattern + (size_t)i * SZ, SZ);
+    }
+    free(pattern);
+}
+
+static void test_flush(void **state)
+{
+    struct fx *f = *state;
+    start(f, "");
+    uint64_t g = buf(f, 512);
+    memset(ram(f, g), 0x42, 512);
+    assert_int_equal(rw(f, T_OUT, 0, g, 512, NULL), S_OK);
+    uint32_t len = 0;
+    assert_int_equal(run_req(f, 0, T_FLUSH, 0, NULL, 0, &len), S_OK);
+    assert_int_equal(len, 1);
+    /* The host's flush op too. */
+    assert_int_equal(f->p->ops->flush(f->dev), 0);
+    uint8_t back[512];
+    file_read(f->img, 0, back, sizeof(back));
+    assert_memory_equal(back, ram(f, g), 512);
+}
+
+static int all_bytes(const uint8_t *p, size_t n, uint8_t v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != v)
+            return 0;
+    return 1;
+}
+
+static void test_discard_write_zeroes(void **state)
+{
+    struct fx *f = *state;
+    static uint8_t back[1u << 20];
+    make_image(f->img, 1u << 20, 0xaa);
+    create_ok(f, "");
+    activate(f, f->info.device_features);
+
+    /* Write zeroes, plain and with unmap, and two ranges in one request. */
+    const uint64_t wz1[1][3] = {{8, 8, 0}};
+    assert_int_equal(dwz(f, T_WZ, wz1, 1), S_OK);
+    const uint64_t wz2[1][3] = {{64, 16, 1}};
+    assert_int_equal(dwz(f, T_WZ, wz2, 1), S_OK);
+    const uint64_t wz3[2][3] = {{100, 4, 0}, {200, 8, 1}};
+    assert_int_equal(dwz(f, T_WZ, wz3, 2), S_OK);
+    /* Discard (content afterwards is unspecified, size is kept). */
+    const uint64_t dis[1][3] = {{512, 128, 0}};
+    assert_int_equal(dwz(f, T_DISCARD, dis, 1), S_OK);
+
+    file_read(f->img, 0, back, sizeof(back));
+    assert_true(all_bytes(back, 8 * SECTOR, 0xaa));
+    assert_true(all_bytes(back + 8 * SECTOR, 8 * SECTOR, 0));
+    assert_true(all_bytes(back + 16 * SECTOR, 48 * SECTOR, 0xaa));
+    assert_true(all_bytes(back + 64 * SECTOR, 16 * SECTOR, 0));
+    assert_true(all_bytes(back + 80 * SECTOR, 20 * SECTOR, 0xaa));
+    assert_true(all_bytes(back + 100 * SECTOR, 4 * SECTOR, 0));
+    assert_true(all_bytes(back + 104 * SECTOR, 96 * SECTOR, 0xaa));
+    assert_true(all_bytes(back + 200 * SECTOR, 8 * SECTOR, 0));
+    assert_true(all_bytes(back + 208 * SECTOR, 304 * SECTOR, 0xaa));
+    assert_true(all_bytes(back + 640 * SECTOR, 384 * SECTOR, 0xaa));
+    struct stat sb;
+    assert_int_equal(stat(f->img, &sb), 0);
+    assert_int_equal(sb.st_size, 1u << 20);
+
+    /* Flags: unmap on discard and unknown bits are UNSUPP (spec: MUST). */
+    const uint64_t bad1[1][3] = {{0, 8, 1}};
+    assert_int_equal(dwz(f, T_DISCARD, bad1, 1), S_UNSUPP);
+    const uint64_t bad2[1][3] = {{0, 8, 2}};
+    assert_int_equal(dwz(f, T_WZ, bad2, 1), S_UNSUPP);
+    /* Ranges past the end, and segment counts. */
+    const uint64_t past[1][3] = {{2040, 16, 0}};
+    assert_int_equal(dwz(f, T_WZ, past, 1), S_IOERR);
+    const uint64_t wrap[1][3] = {{UINT64_MAX - 3, 8, 0}};
+    assert_int_equal(dwz(f, T_DISCARD, wrap, 1), S_IOERR);
+    assert_int_equal(dwz(f, T_WZ, NULL, 0), S_IOERR);
+    uint64_t many[9][3];
+    for (int i = 0; i < 9; i++) {
+        many[i][0] = 1000 + (uint64_t)i;
+        many[i][1] = 1;
+        many[i][2] = 0;
+    }
+    assert_int_equal(dwz(f, T_WZ, (const uint64_t(*)[3])many, 9), S_IOERR);
+    /* A partial segment (20 bytes) is malformed. */
+    uint64_t g = buf(f, 20);
+    memset(ram(f, g), 0, 20);
+    struct fake_vq_seg d = {g, 20, 0};
+    assert_int_equal(run_req(f, 0, T_WZ, 0, &d, 1, NULL), S_IOERR);
+    /* Zero sectors is a no-op that succeeds. */
+    const uint64_t none[1][3] = {{10, 0, 0}};
+    assert_int_equal(dwz(f, T_WZ, none, 1), S_OK);
+
+    file_read(f->img, 2040 * SECTOR, back, 8 * SECTOR);
+    assert_true(all_bytes(back, 8 * SECTOR, 0xaa));
+    file_read(f->img, 1000 * SECTOR, back, 9 * SECTOR);
+    assert_true(all_bytes(back, 9 * SECTOR, 0xaa));
+
+    /* Not negotiated: UNSUPP. */
+    fake_host_virtio_reset(&f->h, f->p, f->dev);
+    activate(f, f->info.device_features & ~(NIMBUS_BIT(F_DISCARD) | NIMBUS_BIT(F_WZ)));
+    assert_int_equal(dwz(f, T_DISCARD, dis, 1), S_UNSUPP);
+    assert_int_equal(dwz(f, T_WZ, wz1, 1), S_UNSUPP);
+}
+
+/*
+ * tmpfs has PUNCH_HOLE but no ZERO_RANGE: write-zeroes without unmap must
+ * fall back to writing zeroes (in several chunks for a big range).
+ */
+static void test_write_zeroes_fallback(void **state)
+{
+    struct fx *f = *state;
+    struct stat sb;
+    if (stat("/dev/shm", &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+        print_message("no /dev/shm; skipped\n");
+        skip();
+    }
+    snprintf(f->img, sizeof(f->img), "/dev/shm/nimbus-blk-%d.img", (int)getpid());
+    make_image(f->img, 2u << 20, 0xaa);
+    create_ok(f, "");
+    activate(f, f->info.device_features);
+    const uint64_t wz[2][3] = {{1, 2046, 0}, {3000, 16, 1}};
+    uint8_t s1 = dwz(f, T_WZ, wz, 2);
+    /* Again, now that the plugin knows ZERO_RANGE is missing. */
+    const uint64_t wz2[1][3] = {{4000, 8, 0}};
+    uint8_t s2 = dwz(f, T_WZ, wz2, 1);
+    static uint8_t back[2u << 20];
+    file_read(f->img, 0, back, sizeof(back));
+    destroy_dev(f);
+    unlink(f->img);
+    assert_int_equal(s1, S_OK);
+    assert_int_equal(s2, S_OK);
+    assert_true(all_bytes(back, SECTOR, 0xaa));
+    assert_true(all_bytes(back + SECTOR, 2046 * SECTOR, 0));
+    assert_true(all_bytes(back + 2047 * SECTOR, 953 * SECTOR, 0xaa));
+    assert_true(all_bytes(back + 3000 * SECTOR, 16 * SECTOR, 0));
+    assert_true(all_bytes(back + 3016 * SECTOR, 984 * SECTOR, 0xaa));
+    assert_true(all_bytes(back + 4000 * SECTOR, 8 * SECTOR, 0));
+    assert_true(all_bytes(back + 4008 * SECTOR, 88 * SECTOR, 0xaa));
+}
+
+static void test_out_of_range(void **state)
+{
+    struct fx *f = *state;
+    start(f, ""); /* 2048 sectors */
+    uint64_t g = buf(f, 1024);
+    uint32_t len;
+    memset(ram(f, g), 0x77, 1024);
+    assert_int_equal(rw(f, T_IN, 2047, g, 512, &len), S_OK);
+    assert_int_equal(len, 513);
+    assert_int_equal(rw(f, T_IN, 2048, g, 512, &len), S_IOERR);
+    assert_int_equal(len, 1);
+    assert_int_equal(rw(f, T_IN, 2047, g, 1024, NULL), S_IOERR);
+    assert_int_equal(rw(f, T_IN, UINT64_MAX, g, 512, NULL), S_IOERR);
+    assert_int_equal(rw(f, T_IN, UINT64_MAX / 512 + 1, g, 512, NULL), S_IOERR);
+    assert_int_equal(rw(f, T_OUT, 2048, g, 512, NULL), S_IOERR);
+    assert_int_equal(rw(f, T_OUT, (1ull << 55), g, 512, NULL), S_IOERR);
+    /* Zero-length transfers at the very end are fine. */
+    assert_int_equal(run_req(f, 0, T_IN, 2048, NULL, 0, &len), S_OK);
+    struct stat sb;
+    assert_int_equal(stat(f->img, &sb), 0);
+    assert_int_equal(sb.st_size, 1u << 20);
+}
+
+static void test_readonly(void **state)
+{
+    struct fx *f = *state;
+    make_image(f->img, 1u << 20, 0x11);
+    create_ok(f, "readonly=on");
+    activate(f, f->info.device_features);
+    uint64_t g = buf(f, 512);
+    memset(ram(f, g), 0x99, 512);
+    uint32_t len;
+    assert_int_equal(rw(f, T_OUT, 0, g, 512, &len), S_IOERR);
+    assert_int_equal(len, 1);
+    uint8_t back[512];
+    file_read(f->img, 0, back, sizeof(back));
+    assert_true(all_bytes(back, sizeof(back), 0x11));
+    assert_int_equal(rw(f, T_IN, 0, g, 512, NULL), S_OK);
+    assert_true(all_bytes(ram(f, g), 512, 0x11));
+    assert_int_equal(run_req(f, 0, T_FLUSH, 0, NULL, 0, NULL), S_OK);
+    /* Discard was not offered, so it cannot have been negotiated. */
+    const uint64_t dis[1][3] = {{0, 8, 0}};
+    assert_int_equal(dwz(f, T_DISCARD, dis, 1), S_UNSUPP);
+    assert_int_equal(f->p->ops->flush(f->dev), 0);
+}
+
+static void test_malformed_chains(void **state)
+{
+    struct fx *f = *state;
+    start(f, "");
+    uint32_t h, len;
+    struct fake_vq_seg s[4];
+
+    /* No device-writable byte at all: nothing to report into. */
+    s[0] = (struct fake_vq_seg){header(f, T_IN, 0), 16, 0};
+    int head = fake_host_vq_add(&f->h, 0, s, 1);
+    kick(f, 0);
+    wait_used(f, 0, &h, &len);
+    assert_int_equal(h, (uint32_t)head);
+    assert_int_equal(len, 0);
+
+    /* Header shorter than 16 bytes. */
+    uint64_t st = status_buf(f);
+    s[0] = (struct fake_vq_seg){header(f, T_IN, 0), 8, 0};
+    s[1] = (struct fake_vq_seg){st, 1, 1};
+    head = fake_host_vq_add(&f->h, 0, s, 2);
+    kick(f, 0);
+    wait_used(f, 0, &h, &len);
+    assert_int_equal(len, 1);
+    assert_int_equal(*ram(f, st), S_IOERR);
+
+    /* Everything device-writable: no header either. */
+    st = status_buf(f);
+    s[0] = (struct fake_vq_seg){buf(f, 16), 16, 1};
+    s[1] = (struct fake_vq_seg){st, 1, 1};
+    fake_host_vq_add(&f->h, 0, s, 2);
+    kick(f, 0);
+    wait_used(f, 0, &h, &len);
+    assert_int_equal(*ram(f, st), S_IOERR);
+
+    /* Data not a multiple of 512, both directions. */
+    uint64_t g = buf(f, 4096);
+    assert_int_equal(rw(f, T_IN, 0, g, 100, NULL), S_IOERR);
+    assert_int_equal(rw(f, T_OUT, 0, g, 700, NULL), S_IOERR);
+
+    /* Unknown request types. */
+    assert_int_equal(run_req(f, 0, 99, 0, NULL, 0, NULL), S_UNSUPP);
+    assert_int_equal(run_req(f, 0, 0x80000000u, 0, NULL, 0, NULL), S_UNSUPP);
+
+    /* Odd but legal framing: header split in two, status sharing the data
+     * buffer's last byte. */
+    memset(ram(f, g), 0x3c, 512);
+    assert_int_equal(rw(f, T_OUT, 4, g, 512, NULL), S_OK);
+    uint64_t hd = header(f, T_IN, 4);
+    uint64_t data = buf(f, 513);
+    memset(ram(f, data), 0, 513);
+    s[0] = (struct fake_vq_seg){hd, 8, 0};
+    s[1] = (struct fake_vq_seg){hd + 8, 8, 0};
+    s[2] = (struct fake_vq_seg){data, 513, 1};
+    head = fake_host_vq_add(&f->h, 0, s, 3);
+    kick(f, 0);
+    wait_used(f, 0, &h, &len);
+    assert_int_equal(h, (uint32_t)head);
+    assert_int_equal(len, 513);
+    assert_int_equal(*ram(f, data + 512), S_OK);
+    assert_true(all_bytes(ram(f, data), 512, 0x3c));
+
+    /* More buffers than seg_max allows: the host hands it back unused. */
+    enum { LONG = 300 };
+    struct fake_vq_seg *ls = calloc(LONG, sizeof(*ls));
+    assert_non_null(ls);
+    ls[0] = (struct fake_vq_seg){header(f, T_IN, 0), 16, 0};
+    for (int i = 1; i < LONG - 1; i++)
+        ls[i] = (struct fake_vq_seg){g, 512, 1};
+    ls[LONG - 1] = (struct fake_vq_seg){status_buf(f), 1, 1};
+    assert_true(fake_host_vq_add_indirect(&f->h, 0, ls, LONG) >= 0);
+    free(ls);
+    kick(f, 0);
+    wait_used(f, 0, &h, &len);
+    assert_int_equal(len, 0);
+
+    /* And the device still works. */
+    assert_int_equal(rw(f, T_IN, 4, g, 512, &len), S_OK);
+    assert_int_equal(len, 513);
+}
+
+static size_t save(struct fx *f, uint8_t *out, size_t cap)
+{
+    uint64_t len = 0;
+    assert_int_equal(f->p->ops->state_save(f->dev, NULL, 0, &len), 0);
+    assert_true(len > 0 && len <= cap);
+    assert_int_equal(f->p->ops->state_save(f->dev, out, cap, &len), 0);
+    return (size_t)len;
+}
+
+/*
+ * Requests still with the kernel when the driver resets: reset() must wait
+ * for them without pushing (a late push is a fake-host bad_push violation,
+ * which aborts), leave the device as it was after create, and work again.
+ * Write-through writes (FLUSH not negotiated) and big reads keep the kernel
+ * busy long enough for the reset to find them in flight.
+ */
+static void test_reset_in_flight(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 64, SZ = 65536 };
+    make_image(f->img, 8u << 20, 0x5e);
+    if (try_create(f, "direct=on", &f->dev) < 0)
+        create_ok(f, "");
+    else
+        assert_int_equal(fake_host_virtio_attach(&f->h, f->p, f->dev, &f->info), 0);
+    uint8_t fresh[64], after[64];
+    size_t n0 = save(f, fresh, sizeof(fresh));
+    uint64_t caught = 0;
+
+    for (int round = 0; round < 4; round++) {
+        uint64_t feat = f->info.device_features;
+        if (round % 2 == 0)
+            feat &= ~NIMBUS_BIT(F_FLUSH);
+        activate(f, feat);
+        uint64_t pushed = f->h.virtio.pushes;
+        for (int i = 0; i < N; i++) {
+            struct fake_vq_seg d = {buf_aligned(f, SZ, 4096), SZ, round % 2 == 1};
+            uint64_t st;
+            add_req(f, 0, round % 2 ? T_IN : T_OUT, (uint64_t)i * (SZ / SECTOR), &d, 1,
+                    &st);
+        }
+        kick(f, 0);
+        caught += N - (f->h.virtio.pushes - pushed);
+        fake_host_virtio_reset(&f->h, f->p, f->dev);
+        assert_int_equal(save(f, after, sizeof(after)), n0);
+        assert_memory_equal(fresh, after, n0);
+    }
+    print_message("requests in flight at reset: %llu of %d\n",
+                  (unsigned long long)caught, 4 * N);
+
+    /* Fully usable again. */
+    activate(f, f->info.device_features);
+    roundtrip(f, 0, 0);
+}
+
+static void test_state_blob(void **state)
+{
+    struct fx *f = *state;
+    start(f, "");
+    uint8_t a[64], b[64];
+    size_t n = save(f, a, sizeof(a));
+    /* A blob for another disk geometry is refused, the device unchanged. */
+    memcpy(b, a, n);
+    b[16] ^= 1; /* capacity */
+    assert_int_equal(f->p->ops->state_restore(f->dev, b, n), -EINVAL);
+    assert_int_equal(f->p->ops->state_restore(f->dev, a, n - 1), -EINVAL);
+    assert_int_equal(save(f, b, sizeof(b)), n);
+    assert_memory_equal(a, b, n);
+    assert_int_equal(f->p->ops->state_restore(f->dev, a, n), 0);
+    assert_int_equal(save(f, b, sizeof(b)), n);
+    assert_memory_equal(a, b, n);
+    uint64_t len = 0;
+    assert_int_equal(f->p->ops->state_save(f->dev, b, 4, &len), -ENOSPC);
+    assert_int_equal(len, n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        T(test_option_errors),
+        T(test_missing_and_wrong_type),
+        T(test_not_writable),
+        T(test_locking),
+        T(test_capacity_and_config),
+        T(test_get_id),
+        T(test_roundtrip_io_uring),
+        T(test_roundtrip_sync),
+        T(test_roundtrip_direct),
+        T(test_multiqueue),
+        T(test_writethrough),
+        T(test_many_in_flight),
+        T(test_flush),
+        T(test_discard_write_zeroes),
+        T(test_write_zeroes_fallback),
+        T(test_out_of_range),
+        T(test_readonly),
+        T(test_malformed_chains),
+        T(test_reset_in_flight),
+        T(test_state_blob),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
