@@ -8,14 +8,16 @@
 # 2. guest part: every other test, where a /dev/kvm can run Linux guests:
 #                here in `direct` mode, inside ci/vmrun.sh in `nested` mode
 #                (ci/lib/kvm-mode.sh decides; NIMBUS_TEST_HOST forces).
-# JUnit XML: build/test-results/integration-{host,guest}.xml; serial and VMM
+# JUnit XML: build/test-results/integration-host.xml, integration-guest.xml
+# (direct) or integration-guest-<file>[-retry].xml (nested); serial and VMM
 # logs of failing tests: build/test-results/integration-logs/.
 # Exits non-zero if any part fails, including a part that collects no test
 # (pytest status 5), which is reported rather than taken as success.
 #
 # Environment: NIMBUS_BIN (nimbus binary, default build/nimbus),
-# NIMBUS_IT_GUEST_TIMEOUT (seconds for the whole nested guest part, default
-# 900), NIMBUS_IT_VIRTIO_VMMS (VMMs the virtio tests boot: nimbus (default),
+# NIMBUS_IT_GUEST_TIMEOUT (seconds for each nested test host, one per test
+# file, default 480), NIMBUS_IT_RETRY (1: rerun what failed once, nested
+# mode only; 0: never), NIMBUS_IT_VIRTIO_VMMS (VMMs the virtio tests boot: nimbus (default),
 # qemu, or nimbus,qemu; QEMU only checks the tests against a reference),
 # everything ci/vmrun.sh and ci/guest-assets.sh read.
 set -uo pipefail
@@ -76,35 +78,72 @@ if [[ " $parts " == *" host "* ]]; then
     check host $? $((SECONDS - t))
 fi
 
+# Test files with guest tests under the given pytest arguments (node ids
+# from a collection on this machine; -v prints modules instead).
+guest_files() {
+    "$PY" -m pytest tests/integration -m "not host" --collect-only -q "$@" 2>/dev/null |
+        sed -n -e 's/^\(test_[A-Za-z0-9_]*\.py\)::.*/\1/p' \
+            -e 's/^ *<Module \(test_[A-Za-z0-9_]*\.py\)>.*/\1/p' | uniq
+}
+
+# pytest in a fresh nested host: XML [PYTEST ARGS...].
+nested_pytest() {
+    local xml=$1
+    shift
+    "$here/vmrun.sh" --timeout "$chunk_timeout" -- "$PY" -m pytest -m "not host" \
+        --junitxml="$xml" "${pytest_args[@]}" "$@"
+}
+
+# The nested host (QEMU TCG emulating SVM) now and then goes wrong under
+# QEMU/KVM and nimbus alike: the L2 guest resets on its own, or the nested
+# host's own KVM soft-locks delivering IPIs and everything in it freezes.
+# So in nested mode each test file gets its own nested host and timeout
+# (a wedge costs that file's timeout, not the whole part), and a file that
+# fails or times out is rerun once in a fresh host: its failed tests, or
+# all of it after a timeout.  A test that fails twice fails the run.
+# NIMBUS_IT_RETRY=0 turns the rerun off.
+run_guest_nested() {
+    local files f name xml rc t again
+    mapfile -t files < <(guest_files "$@")
+    if ((${#files[@]} == 0)); then
+        check guest 5 0
+        return
+    fi
+    for f in "${files[@]}"; do
+        name=${f%.py}
+        xml=$results/integration-guest-$name.xml
+        t=$SECONDS
+        say "guest part: $f, inside ci/vmrun.sh (timeout ${chunk_timeout} s)"
+        nested_pytest "$xml" "tests/integration/$f"
+        rc=$?
+        if ((rc == 1 || rc == 124 || rc == 125)) && [[ ${NIMBUS_IT_RETRY:-1} == 1 ]]; then
+            again=()
+            if ((rc == 1)) && [[ -s $xml ]]; then
+                mapfile -t again < <("$PY" "$here/lib/failed-tests.py" "$xml")
+            fi
+            ((${#again[@]} > 0)) || again=("tests/integration/$f")
+            say "WARNING: $f: status $rc; rerunning once in a fresh nested host:" \
+                "${again[*]}"
+            nested_pytest "$results/integration-guest-$name-retry.xml" "${again[@]}"
+            rc=$?
+            ((rc != 0)) || say "WARNING: $f: the rerun passed; the first failures are in" \
+                "$xml and $NIMBUS_TEST_LOG_DIR"
+        fi
+        check "guest $f" $rc $((SECONDS - t))
+    done
+}
+
 if [[ " $parts " == *" guest "* ]]; then
-    guest_cmd=("$PY" -m pytest tests/integration -m "not host"
-        --junitxml="$results/integration-guest.xml" "${pytest_args[@]}")
-    t=$SECONDS
     if [[ $mode == direct ]]; then
         say "guest part: pytest -m 'not host', directly"
-        "${guest_cmd[@]}"
+        t=$SECONDS
+        "$PY" -m pytest tests/integration -m "not host" \
+            --junitxml="$results/integration-guest.xml" "${pytest_args[@]}"
+        check guest $? $((SECONDS - t))
     else
-        say "guest part: pytest -m 'not host', inside ci/vmrun.sh"
-        "$here/vmrun.sh" --timeout "${NIMBUS_IT_GUEST_TIMEOUT:-900}" -- "${guest_cmd[@]}"
+        chunk_timeout=${NIMBUS_IT_GUEST_TIMEOUT:-480}
+        run_guest_nested "$@"
     fi
-    rc=$?
-    # In the nested host (QEMU TCG emulating SVM) the L2 guest occasionally
-    # resets on its own, under QEMU/KVM as under nimbus.  Rerun only the tests
-    # that failed, once, in a fresh nested host, and say so; a test that fails
-    # twice fails the run.  NIMBUS_IT_RETRY=0 turns this off.
-    if ((rc == 1)) && [[ $mode == nested && ${NIMBUS_IT_RETRY:-1} == 1 ]]; then
-        mapfile -t again < <("$PY" "$here/lib/failed-tests.py" "$results/integration-guest.xml")
-        if ((${#again[@]} > 0 && ${#again[@]} <= 4)); then
-            say "WARNING: ${#again[@]} guest test(s) failed; rerunning them once in a fresh" \
-                "nested host: ${again[*]}"
-            "$here/vmrun.sh" --timeout "${NIMBUS_IT_GUEST_TIMEOUT:-900}" -- "$PY" -m pytest \
-                --junitxml="$results/integration-guest-retry.xml" "${pytest_args[@]}" "${again[@]}"
-            rc=$?
-            ((rc != 0)) || say "WARNING: the rerun passed; first failures are in" \
-                "integration-guest.xml and $NIMBUS_TEST_LOG_DIR"
-        fi
-    fi
-    check guest $rc $((SECONDS - t))
 fi
 
 say "summary:"
