@@ -105,7 +105,8 @@ def run_vmm(name, argv, a, samples):
     except Exception:
         sys.stderr.write(f"--- {name} console (tail) ---\n"
                          f"{vm.console.tail(4000) if vm.console else ''}\n"
-                         f"--- {name} stderr ---\n{vm.stderr_text[-4000:]}\n")
+                         f"--- {name} stderr ---\n{vm.stderr_text[-4000:]}\n"
+                         f"--- {name} threads ---\n{vm.thread_stacks()}\n")
         raise
     finally:
         vm.kill()

@@ -148,8 +148,16 @@ void blk_run(struct blk_dev *d, uint32_t qmask)
     if (d->uring.up) {
         blk_uring_submit(d);
         blk_uring_mute(d, 0);
-        /* Completions that arrived while muted, or work left after the
-         * last round: make sure fd_ready comes back soon. */
+        /*
+         * Completions that arrived while muted, or work left after the
+         * last round: make sure fd_ready comes back soon.  The kernel posts
+         * a CQE and then reads the mute flag; we clear the flag and then
+         * read the CQ tail.  Without a full fence between our store and
+         * load (x86 reorders a store after a later load) both sides can
+         * miss each other: a CQE from an io-wq worker lands unsignalled
+         * and, if it was the last one in flight, the guest waits forever.
+         */
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
         int more = io_uring_cq_ready(&d->uring.ring) != 0;
         for (uint32_t i = 0; i < nq && round == RUN_ROUNDS; i++)
             more |= d->queues[i].stalled && d->queues[i].nfree > 0;

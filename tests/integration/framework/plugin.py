@@ -8,7 +8,6 @@ import atexit
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -200,36 +199,9 @@ def pytest_runtest_makereport(item, call):
                 stem = f"{rep.when}-{vm.name}-{factory.vms.index(vm)}"
                 (dest / f"{stem}.serial.log").write_text(vm.serial_text)
                 (dest / f"{stem}.stderr.log").write_text(vm.stderr_text)
-                if vm.alive():
-                    (dest / f"{stem}.threads.txt").write_text(_thread_stacks(vm.proc.pid))
-
-
-def _thread_stacks(pid: int) -> str:
-    """Where each thread of a VMM that is still running stands: kernel
-    stacks and wait channels from /proc (root only), and user-space
-    backtraces from gdb where it is installed.  For a guest whose console
-    went silent, this tells a VMM thread blocked in nimbus from a guest that
-    stopped running."""
-    out = []
-    for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
-        def read(name):
-            try:
-                return (task / name).read_text(errors="replace").strip()
-            except OSError as e:
-                return f"({e.strerror})"
-        out.append(f"--- thread {task.name} {read('comm')}: wchan {read('wchan')}\n"
-                   f"{read('stack')}")
-    gdb = shutil.which("gdb")
-    if gdb:
-        try:
-            res = subprocess.run([gdb, "-batch", "-nx", "-p", str(pid),
-                                  "-ex", "thread apply all bt"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 timeout=60, check=False)
-            out.append(res.stdout.decode(errors="replace"))
-        except subprocess.TimeoutExpired:
-            out.append("(gdb timed out)")
-    return "\n".join(out) + "\n"
+                stacks = vm.thread_stacks()
+                if stacks:
+                    (dest / f"{stem}.threads.txt").write_text(stacks)
 
 
 def _tail(text: str, max_chars: int = 20000) -> str:

@@ -3,6 +3,7 @@ Microvm in spirit): spawn, wait for output, run commands, wait for the exit,
 and always clean up."""
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -53,6 +54,10 @@ class Vm:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def thread_stacks(self) -> str:
+        """Where the VMM's threads stand (see thread_stacks()); "" once it exited."""
+        return thread_stacks(self.proc.pid) if self.alive() else ""
 
     @property
     def returncode(self) -> Optional[int]:
@@ -187,3 +192,31 @@ def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.2) 
             return True
         time.sleep(interval)
     return pred()
+
+
+def thread_stacks(pid: int) -> str:
+    """Where each thread of a VMM that is still running stands: kernel
+    stacks and wait channels from /proc (root only), and user-space
+    backtraces from gdb where it is installed.  For a guest whose console
+    went silent, this tells a VMM thread blocked in nimbus from a guest that
+    stopped running."""
+    out = []
+    for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
+        def read(name):
+            try:
+                return (task / name).read_text(errors="replace").strip()
+            except OSError as e:
+                return f"({e.strerror})"
+        out.append(f"--- thread {task.name} {read('comm')}: wchan {read('wchan')}\n"
+                   f"{read('stack')}")
+    gdb = shutil.which("gdb")
+    if gdb:
+        try:
+            res = subprocess.run([gdb, "-batch", "-nx", "-p", str(pid),
+                                  "-ex", "thread apply all bt"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 timeout=60, check=False)
+            out.append(res.stdout.decode(errors="replace"))
+        except subprocess.TimeoutExpired:
+            out.append("(gdb timed out)")
+    return "\n".join(out) + "\n"
