@@ -111,8 +111,14 @@ struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *supported,
             break;
         }
         case 0x6:
-            /* No thermal/power management exposed to the guest. */
-            e->eax = e->ebx = e->ecx = e->edx = 0;
+            /*
+             * No thermal/power management exposed to the guest, except
+             * ARAT (eax bit 2), which KVM reports: a virtual LAPIC timer
+             * never stops in idle.  Without it Linux marks its LAPIC timer
+             * C3STOP and wants a broadcast timer this machine does not have.
+             */
+            e->eax &= 1u << 2;
+            e->ebx = e->ecx = e->edx = 0;
             break;
         case 0xa:
             /* No PMU: the guest must not program counters we do not virtualise. */

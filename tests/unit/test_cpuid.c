@@ -23,6 +23,8 @@ static struct kvm_cpuid2 *fake_supported(void)
     e[c->nent++] = (struct kvm_cpuid_entry2){
         .function = 0xb, .index = 2, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX};
     e[c->nent++] = (struct kvm_cpuid_entry2){.function = 0xa, .eax = 0x07300403};
+    /* What KVM reports for leaf 6 (ARAT) plus bits a host might leak. */
+    e[c->nent++] = (struct kvm_cpuid_entry2){.function = 0x6, .eax = 0x77, .ecx = 0x9};
     e[c->nent++] = (struct kvm_cpuid_entry2){.function = 0x80000008, .eax = 0x3030};
     return c;
 }
@@ -89,12 +91,29 @@ static void test_single_cpu_no_htt(void **state)
     free(sup);
 }
 
+/* The virtual LAPIC timer never stops: ARAT stays, power management goes. */
+static void test_leaf6_keeps_only_arat(void **state)
+{
+    (void)state;
+    struct kvm_cpuid2 *sup = fake_supported();
+    struct cpu_topology t = {1, 2, 1, 1};
+    struct kvm_cpuid2 *c = cpuid_for_vcpu(sup, &t, 0, 46);
+    assert_non_null(c);
+    struct kvm_cpuid_entry2 *l6 = cpuid_find(c, 6, 0);
+    assert_non_null(l6);
+    assert_int_equal(l6->eax, 1u << 2);
+    assert_int_equal(l6->ecx, 0);
+    free(c);
+    free(sup);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apic_ids),
         cmocka_unit_test(test_leaf1_and_0xb),
         cmocka_unit_test(test_single_cpu_no_htt),
+        cmocka_unit_test(test_leaf6_keeps_only_arat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,6 +82,8 @@ def guest_cmdline(*extra: str) -> str:
     parts = ["console=ttyS0"]
     if os.environ.get("NIMBUS_TEST_VERBOSE_GUEST") != "1":
         parts.append("quiet")
+    # Extra guest kernel parameters for every test guest, for experiments.
+    parts += os.environ.get("NIMBUS_TEST_GUEST_APPEND", "").split()
     return " ".join(parts + list(extra))
 
 
