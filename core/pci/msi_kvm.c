@@ -26,8 +26,6 @@
 /* KVM's limit on GSIs and routing entries on x86 (KVM_MAX_IRQ_ROUTES). */
 #define MAX_GSIS 4096u
 
-#define PIC_LINES 16u
-
 struct msi_slot {
     int efd;   /* -1 when the slot is free */
     bool routed;
@@ -51,12 +49,6 @@ size_t msi_kvm_default_routes(struct kvm_irq_routing_entry *out)
         out[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
         out[n].u.irqchip.pin = gsi;
         n++;
-        if (gsi < PIC_LINES) {
-            out[n] = (struct kvm_irq_routing_entry){.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP};
-            out[n].u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
-            out[n].u.irqchip.pin = gsi % 8;
-            n++;
-        }
     }
     return n;
 }
@@ -221,6 +213,13 @@ struct msi_kvm *msi_kvm_create(struct kvm *k, char *err, size_t errlen)
         m->slots[i].efd = -1;
     pthread_mutex_init(&m->route_lock, NULL);
     pthread_rwlock_init(&m->fd_lock, NULL);
+    /* Drop KVM's PIC routes now, before any device raises a legacy line. */
+    int r = commit_routes(m);
+    if (r < 0) {
+        snprintf(err, errlen, "KVM_SET_GSI_ROUTING: %s", strerror(-r));
+        msi_kvm_destroy(m);
+        return NULL;
+    }
     return m;
 }
 
@@ -239,9 +238,9 @@ void msi_kvm_destroy(struct msi_kvm *m)
             s->efd = -1;
         }
     }
-    /* Leave KVM with its default table, as if no MSI slot had existed. */
+    /* Leave KVM with the legacy routes only, as if no MSI slot had existed. */
     if (had_routes && commit_routes(m) < 0)
-        log_warn("cannot restore the default GSI routing");
+        log_warn("cannot restore the legacy GSI routing");
     pthread_mutex_destroy(&m->route_lock);
     pthread_rwlock_destroy(&m->fd_lock);
     free(m->slots);

@@ -19,15 +19,15 @@
 
 /* GSIs below this are the IOAPIC's pins; MSI slots take the ones above. */
 #define MSI_KVM_FIRST_GSI 24u
-/* Entries KVM_CREATE_IRQCHIP installs: IOAPIC pins 0-23 and PIC lines 0-15. */
-#define MSI_KVM_DEFAULT_ROUTES 40u
+/* Fixed entries of every table we install: IOAPIC pins 0-23, nothing else. */
+#define MSI_KVM_DEFAULT_ROUTES 24u
 
 struct msi_kvm;
 
 /* Opaque for these ops: the struct msi_kvm.  All four are thread-safe. */
 extern const struct pci_msi_ops msi_kvm_ops;
 
-/* k must stay open until msi_kvm_destroy. */
+/* k must stay open until msi_kvm_destroy.  Installs the legacy routes at once. */
 struct msi_kvm *msi_kvm_create(struct kvm *k, char *err, size_t errlen);
 /* Detach every irqfd, drop the MSI routes, close the eventfds. */
 void msi_kvm_destroy(struct msi_kvm *m);
@@ -36,10 +36,14 @@ void msi_kvm_destroy(struct msi_kvm *m);
 int msi_kvm_eventfd(struct msi_kvm *m, uint32_t handle);
 
 /*
- * Fill out[0..MSI_KVM_DEFAULT_ROUTES) with KVM's default x86 routing:
- * GSI n -> IOAPIC pin n for 0-23, and GSI n -> PIC pin n%8 of the master
- * (n < 8) or slave for 0-15.  KVM_SET_GSI_ROUTING replaces the whole table,
- * so every update must carry these too.  Returns the count.
+ * Fill out[0..MSI_KVM_DEFAULT_ROUTES) with the legacy part of our routing:
+ * GSI n -> IOAPIC pin n for 0-23.  KVM_SET_GSI_ROUTING replaces the whole
+ * table, so every update carries these.  Unlike KVM's default table there
+ * are no PIC routes: the machine is hardware-reduced ACPI without
+ * PCAT_COMPAT, the guest never programs the in-kernel 8259, and that
+ * uninitialised PIC (everything unmasked, vector base 0) would otherwise
+ * hand the BSP, whose LINT0 is ExtINT, exception vectors 0-15 as
+ * interrupts whenever a legacy line rises.  Returns the count.
  */
 size_t msi_kvm_default_routes(struct kvm_irq_routing_entry *out);
 
