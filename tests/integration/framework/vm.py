@@ -219,4 +219,18 @@ def thread_stacks(pid: int) -> str:
             out.append(res.stdout.decode(errors="replace"))
         except subprocess.TimeoutExpired:
             out.append("(gdb timed out)")
+    # What KVM does with the vCPUs for one second: a vCPU thread that is
+    # "running" may be in the guest, looping through exits, or stuck in KVM.
+    perf = shutil.which("perf")
+    if perf:
+        events = ",".join(f"kvm:{e}" for e in ("kvm_entry", "kvm_exit", "kvm_userspace_exit",
+                                               "kvm_page_fault", "kvm_inj_virq",
+                                               "kvm_apic_accept_irq"))
+        try:
+            res = subprocess.run([perf, "stat", "-e", events, "--per-thread", "-p", str(pid),
+                                  "--", "sleep", "1"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, timeout=60, check=False)
+            out.append(res.stdout.decode(errors="replace"))
+        except subprocess.TimeoutExpired:
+            out.append("(perf timed out)")
     return "\n".join(out) + "\n"
