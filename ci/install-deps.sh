@@ -10,7 +10,7 @@ libcmocka-dev liburing-dev libseccomp-dev libcjson-dev libslirp-dev
 acpica-tools
 qemu-system-x86 busybox-static cpio kmod e2fsprogs xz-utils zstd
 python3 python3-pytest
-podman runc debootstrap mmdebstrap
+podman runc catatonit debootstrap mmdebstrap
 iproute2 procps strace util-linux
 "
 

@@ -7,7 +7,8 @@
 #      (the first build bootstraps debian:bookworm when it cannot be pulled);
 #   2. build nimbus and run the unit tests inside it (-DNIMBUS_WERROR=ON, in
 #      build-container/ so the host's build/ is not reconfigured);
-#   3. check that /dev/kvm works inside the container (KVM_GET_API_VERSION);
+#   3. check that /dev/kvm works inside the container (KVM_GET_API_VERSION;
+#      skipped with a warning on a host without /dev/kvm);
 #   4. boot a guest inside it: './dev_cli.sh tests --integration --
 #      --guest-only -k EXPR', i.e. ci/test-integration.sh's guest part (through
 #      the nested test host where /dev/kvm cannot run Linux) limited to the
@@ -55,8 +56,10 @@ step "unit tests in the container" "${dev_cli[@]}" tests --unit --build-dir "$bu
 if [[ -e /dev/kvm ]]; then
     step "/dev/kvm in the container" "${dev_cli[@]}" shell -- python3 -c "$kvm_probe"
 else
-    echo "test-container: error: /dev/kvm is missing on this host; the guest boot check needs it" >&2
-    exit 1
+    # Some CI machines have no /dev/kvm at all; the boot below then runs in
+    # the nested test host (QEMU TCG), which needs none.
+    echo "test-container: warning: /dev/kvm is missing on this host: no KVM probe;" \
+        "the guest boot runs in the nested test host" >&2
 fi
 if [[ -n $boot_tests ]]; then
     step "guest boot in the container (pytest -k '$boot_tests')" \
