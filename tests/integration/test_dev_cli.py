@@ -409,14 +409,17 @@ def test_build_warns_without_kvm(tree):
 
 
 @pytest.mark.parametrize("local", [True, False])
-def test_integration_tests_need_kvm(tree, engine_stubs, local):
+def test_integration_tests_without_kvm_warn_and_run(tree, engine_stubs, local):
+    """Without /dev/kvm the guest tests still run, in the nested test host
+    (QEMU TCG), so this is a warning, not an error."""
     args = (["--local"] if local else ["--engine", "podman"]) + ["tests", "--integration"]
     r = run(args, script=tree["script"],
             env=base_env(PATH=engine_stubs["PATH"], NIMBUS_DEV_CLI_DRY_RUN="1",
                          NIMBUS_DEV_CLI_KVM_DEVICE="/nonexistent/kvm"))
-    assert r.returncode != 0
-    assert "error: /nonexistent/kvm is missing" in r.stderr
-    assert "+ " not in r.stdout
+    assert r.returncode == 0, r.stderr
+    assert "warning: /nonexistent/kvm is missing" in r.stderr
+    assert "nested test host" in r.stderr
+    assert "+ " in r.stdout
 
 
 def test_integration_builds_then_runs_the_runner(tree, tmp_path):
