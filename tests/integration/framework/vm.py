@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -233,4 +234,17 @@ def thread_stacks(pid: int) -> str:
             out.append(res.stdout.decode(errors="replace"))
         except subprocess.TimeoutExpired:
             out.append("(perf timed out)")
+        # And which guest addresses fault, when that is what a vCPU loops on.
+        with tempfile.TemporaryDirectory() as td:
+            data = os.path.join(td, "perf.data")
+            try:
+                subprocess.run([perf, "record", "-q", "-e", "kvm:kvm_page_fault,kvm:kvm_exit",
+                                "-p", str(pid), "-o", data, "--", "sleep", "0.2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=60, check=False)
+                res = subprocess.run([perf, "script", "-i", data], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, timeout=60, check=False)
+                out.append("\n".join(res.stdout.decode(errors="replace").splitlines()[:30]))
+            except subprocess.TimeoutExpired:
+                out.append("(perf record timed out)")
     return "\n".join(out) + "\n"
