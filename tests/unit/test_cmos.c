@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "fake_host.h"
+#include "test_plugin_load.h"
 
 #define GSI 8u
 #define NS 1000000000ll
@@ -25,19 +26,6 @@ struct fx {
     void *dev;
 };
 
-static const nimbus_plugin *load_plugin(void)
-{
-    static const nimbus_plugin *p;
-    if (!p) {
-        char err[512];
-        p = fake_host_load_plugin(NIMBUS_TEST_PLUGIN_DIR "/cmos.so", err,
-                                  sizeof(err));
-        if (!p)
-            fail_msg("%s", err);
-    }
-    return p;
-}
-
 static struct fx *fx_new_opts(const char *opts)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -46,7 +34,7 @@ static struct fx *fx_new_opts(const char *opts)
     f->h.abort_on_violation = 1;
     f->h.now_ns = 1000; /* arbitrary monotonic origin */
     f->h.wall_ns = T0 * NS + NS / 4;
-    f->p = load_plugin();
+    f->p = test_load_plugin("cmos.so");
     char err[256] = "";
     nimbus_region regs[NIMBUS_MAX_REGIONS];
     uint32_t n = NIMBUS_MAX_REGIONS;

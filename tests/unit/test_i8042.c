@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "fake_host.h"
+#include "test_plugin_load.h"
 
 /* Region indices: data port (0x60) and status/command port (0x64). */
 enum { DATA = 0, CMD = 1 };
@@ -25,26 +26,13 @@ struct fx {
     void *dev;
 };
 
-static const nimbus_plugin *load_plugin(void)
-{
-    static const nimbus_plugin *p;
-    if (!p) {
-        char err[512];
-        p = fake_host_load_plugin(NIMBUS_TEST_PLUGIN_DIR "/i8042.so", err,
-                                  sizeof(err));
-        if (!p)
-            fail_msg("%s", err);
-    }
-    return p;
-}
-
 static struct fx *fx_new(void)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     assert_int_equal(fake_host_init(&f->h, 0), 0);
     f->h.abort_on_violation = 1;
-    f->p = load_plugin();
+    f->p = test_load_plugin("i8042.so");
     char err[256] = "";
     nimbus_region regs[NIMBUS_MAX_REGIONS];
     uint32_t n = NIMBUS_MAX_REGIONS;

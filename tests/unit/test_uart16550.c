@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "fake_host.h"
+#include "test_plugin_load.h"
 
 #define GSI 4u
 
@@ -22,19 +23,6 @@ struct fx {
     const nimbus_plugin *p;
     void *dev;
 };
-
-static const nimbus_plugin *load_plugin(void)
-{
-    static const nimbus_plugin *p;
-    if (!p) {
-        char err[512];
-        p = fake_host_load_plugin(NIMBUS_TEST_PLUGIN_DIR "/uart16550.so", err,
-                                  sizeof(err));
-        if (!p)
-            fail_msg("%s", err);
-    }
-    return p;
-}
 
 static int create_dev(struct fx *f, const char *opts, char *err, size_t errlen)
 {
@@ -55,7 +43,7 @@ static struct fx *fx_new(void)
     assert_non_null(f);
     assert_int_equal(fake_host_init(&f->h, 0), 0);
     f->h.abort_on_violation = 1;
-    f->p = load_plugin();
+    f->p = test_load_plugin("uart16550.so");
     char err[256] = "";
     assert_int_equal(create_dev(f, "", err, sizeof(err)), 0);
     return f;

@@ -21,6 +21,7 @@
 #include <nimbus/virtio_util.h>
 
 #include "fake_host.h"
+#include "test_plugin_load.h"
 
 /* virtio 1.2, 5.2 (spelled out here, independent of the plugin). */
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11, T_WZ = 13 };
@@ -45,19 +46,6 @@ struct fx {
 };
 
 /* ---- fixture ---- */
-
-static const nimbus_plugin *load_plugin(void)
-{
-    static const nimbus_plugin *p;
-    if (!p) {
-        char err[512];
-        p = fake_host_load_plugin(NIMBUS_TEST_PLUGIN_DIR "/virtio_blk.so", err,
-                                  sizeof(err));
-        if (!p)
-            fail_msg("%s", err);
-    }
-    return p;
-}
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -115,7 +103,7 @@ static int setup(void **state)
     snprintf(f->img, sizeof(f->img), "%s/disk.img", f->dir);
     assert_int_equal(fake_host_init(&f->h, RAM_SIZE), 0);
     f->h.abort_on_violation = 1;
-    f->p = load_plugin();
+    f->p = test_load_plugin("virtio_blk.so");
     *state = f;
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <nimbus/virtio_util.h>
 
 #include "fake_host.h"
+#include "test_plugin_load.h"
 
 /* virtio 1.2, 5.3: queue numbers of a console without MULTIPORT. */
 #define RXQ 0u
@@ -26,19 +27,6 @@ struct fx {
     const nimbus_plugin *p;
     void *dev;
 };
-
-static const nimbus_plugin *load_plugin(void)
-{
-    static const nimbus_plugin *p;
-    if (!p) {
-        char err[512];
-        p = fake_host_load_plugin(NIMBUS_TEST_PLUGIN_DIR "/virtio_console.so", err,
-                                  sizeof(err));
-        if (!p)
-            fail_msg("%s", err);
-    }
-    return p;
-}
 
 static int create(struct fx *f, const char *opts, char *err, size_t errlen)
 {
@@ -57,7 +45,7 @@ static struct fx *fx_new_idle(void)
     assert_non_null(f);
     assert_int_equal(fake_host_init(&f->h, RAM), 0);
     f->h.abort_on_violation = 1;
-    f->p = load_plugin();
+    f->p = test_load_plugin("virtio_console.so");
     char err[256] = "";
     assert_int_equal(create(f, "", err, sizeof(err)), 0);
     assert_int_equal(fake_host_virtio_attach(&f->h, f->p, f->dev, NULL), 0);
@@ -186,7 +174,7 @@ static void test_options(void **state)
     struct fx f;
     char err[256];
     assert_int_equal(fake_host_init(&f.h, 0), 0);
-    f.p = load_plugin();
+    f.p = test_load_plugin("virtio_console.so");
     err[0] = '\0';
     assert_int_equal(create(&f, "speed=9600", err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "'speed'"));

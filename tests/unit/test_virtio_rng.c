@@ -16,6 +16,7 @@
 #include <nimbus/virtio_util.h>
 
 #include "fake_host.h"
+#include "test_plugin_load.h"
 
 #define RQ 0u
 #define RAM (2u << 20)
@@ -28,18 +29,6 @@ struct fx {
     char path[96]; /* the source in it */
     int fifo_w;    /* write end when the source is a FIFO, else -1 */
 };
-
-static const nimbus_plugin *load_plugin(void)
-{
-    static const nimbus_plugin *p;
-    if (!p) {
-        char err[512];
-        p = fake_host_load_plugin(NIMBUS_TEST_PLUGIN_DIR "/virtio_rng.so", err, sizeof(err));
-        if (!p)
-            fail_msg("%s", err);
-    }
-    return p;
-}
 
 static int create(struct fx *f, const char *opts, char *err, size_t errlen)
 {
@@ -57,7 +46,7 @@ static struct fx *fx_alloc(void)
     assert_non_null(f);
     assert_int_equal(fake_host_init(&f->h, RAM), 0);
     f->h.abort_on_violation = 1;
-    f->p = load_plugin();
+    f->p = test_load_plugin("virtio_rng.so");
     f->fifo_w = -1;
     snprintf(f->dir, sizeof(f->dir), "/tmp/nimbus-rng-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
