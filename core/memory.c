@@ -6,6 +6,7 @@
 #include "memory.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -83,6 +84,46 @@ static int gm_open_memfd(const struct memory_config *cfg)
     return fd;
 }
 
+/*
+ * KVM maps guest memory with huge pages in the (nested) page tables only
+ * where gpa and host address agree modulo 2 MiB, and THP only backs
+ * 2 MiB-aligned host ranges.  Kernels before 6.7 do not align large
+ * anonymous mappings (Debian 12's 6.1 hands out 4 KiB-aligned ones), which
+ * leaves the guest on 4 KiB pages throughout: so reserve 2 MiB more address
+ * space, place the mapping on the boundary inside it and give the rest back.
+ */
+static void *gm_mmap_aligned(size_t size, int prot, int flags, int fd, int hugetlb)
+{
+    const size_t align = (size_t)GM_HUGE_PAGE;
+    uint8_t *res, *p;
+    uintptr_t start;
+
+    /* hugetlb mappings are aligned to their page size (maybe 1 GiB) anyway. */
+    if (hugetlb)
+        return mmap(NULL, size, prot, flags, fd, 0);
+    if (size > SIZE_MAX - align) {
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    res = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+               -1, 0);
+    if (res == MAP_FAILED)
+        return MAP_FAILED;
+    start = ((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1);
+    p = mmap((void *)start, size, prot, flags | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        munmap(res, size + align);
+        errno = e;
+        return MAP_FAILED;
+    }
+    if (p > res)
+        munmap(res, (size_t)(p - res));
+    if (p + size < res + size + align)
+        munmap(p + size, (size_t)(res + size + align - (p + size)));
+    return p;
+}
+
 int gm_map(struct guest_mem *gm, const struct memory_config *cfg)
 {
     struct guest_region probe[GUEST_MEM_MAX_REGIONS];
@@ -114,7 +155,7 @@ int gm_map(struct guest_mem *gm, const struct memory_config *cfg)
     if (cfg->prefault)
         flags |= MAP_POPULATE;
 
-    p = mmap(NULL, (size_t)cfg->size, prot, flags, fd, 0);
+    p = gm_mmap_aligned((size_t)cfg->size, prot, flags, fd, cfg->hugepages);
     if (p == MAP_FAILED) {
         rc = -errno;
         if (fd >= 0)

@@ -145,6 +145,8 @@ static void test_map_high_and_hole(void **state)
     uint8_t two[8] = {0};
 
     assert_int_equal(gm_map(&gm, &cfg), 0);
+    /* 2 MiB-aligned so that KVM and THP can use huge pages for the guest. */
+    assert_int_equal((uintptr_t)gm.base % (2 * MiB), 0);
     assert_int_equal(gm.nregions, 2);
     assert_int_equal(gm.mapped, size);
     assert_int_equal(gm.ram_size, size);
@@ -180,6 +182,7 @@ static void test_map_shared_memfd(void **state)
     uint64_t v = 0x1122334455667788ull, r = 0;
 
     assert_int_equal(gm_map(&gm, &cfg), 0);
+    assert_int_equal((uintptr_t)gm.base % (2 * MiB), 0);
     assert_true(gm.memfd >= 0);
     assert_int_equal(gm.nregions, 1);
     assert_int_equal(gm_write(&gm, 16 * MiB - 8, &v, 8), 0);
