@@ -120,6 +120,26 @@ def test_disks_have_size_serial_and_flags(blk_guest):
     assert (idd.serial, idd.ro) == (ID_ONLY, False)
 
 
+def guest_reads_completed(vm, dev: str) -> int:
+    """Read requests the guest's block layer completed on dev (the first
+    field of /sys/block/<dev>/stat)."""
+    return int(vm.check_output(f"cat /sys/block/{dev.rsplit('/', 1)[-1]}/stat").split()[0])
+
+
+@pytest.mark.slow
+def test_default_queue_takes_1mib_requests_whole(blk_guest):
+    """The default queue_size (256) gives seg_max 254, so a 1 MiB O_DIRECT
+    read, 256 pages of which only some are contiguous, reaches the device as
+    one request or two; at queue_size 128 (seg_max 126) it is three."""
+    dev = blk_guest.dev(RW_SIZE)
+    name = dev.rsplit("/", 1)[-1]
+    assert blk_guest.vm.check_output(f"cat /sys/block/{name}/queue/max_segments").strip() == "254"
+    before = guest_reads_completed(blk_guest.vm, dev)
+    blk_guest.vm.check_output(f"dd if={dev} of=/dev/null bs=1M count=16 iflag=direct")
+    reads = guest_reads_completed(blk_guest.vm, dev) - before
+    assert 16 <= reads <= 32, f"16 reads of 1 MiB took {reads} requests"
+
+
 @pytest.mark.slow
 def test_random_data_round_trip(blk_guest):
     """Random data written in the guest is in the image, byte for byte, and
@@ -291,6 +311,9 @@ def test_direct_multiqueue_disk_survives_clean_exit(hvc_guest):
     # VIRTIO_RING_F_INDIRECT_DESC).
     depth = int(vm.check_output(f"cat /sys/block/{disk.name}/mq/0/nr_tags"))
     assert depth in (MQ_QUEUE_SIZE, MQ_QUEUE_SIZE // 2), depth
+    # seg_max follows the queue size: a chain is at most queue_size long.
+    segs = vm.check_output(f"cat /sys/block/{disk.name}/queue/max_segments").strip()
+    assert segs == str(MQ_QUEUE_SIZE - 2), segs
     flags = open_flags(vm.proc.pid, img)
     assert flags and any(f & O_DIRECT for f in flags), describe_flags(flags)
 

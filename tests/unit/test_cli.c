@@ -318,7 +318,7 @@ static void test_disks(void **state)
 {
     struct run r;
     RUN(&r, "--kernel", "@K", "--disk", "path=@D0",
-        "path=@D1,readonly=on,direct=on,num_queues=4,queue_size=256,id=data,serial=ABC123",
+        "path=@D1,readonly=on,direct=on,num_queues=4,queue_size=64,id=data,serial=ABC123",
         "--disk=path=@D0,id=again", "--serial", "tty");
     expect_ok(&r);
     assert_int_equal(r.cfg.ndisks, 3);
@@ -328,7 +328,7 @@ static void test_disks(void **state)
     assert_int_equal(d->readonly, 0);
     assert_int_equal(d->direct, 0);
     assert_int_equal(d->num_queues, 1);
-    assert_int_equal(d->queue_size, 128);
+    assert_int_equal(d->queue_size, 256);
     assert_null(d->id);
     assert_null(d->serial);
 
@@ -337,7 +337,7 @@ static void test_disks(void **state)
     assert_int_equal(d->readonly, 1);
     assert_int_equal(d->direct, 1);
     assert_int_equal(d->num_queues, 4);
-    assert_int_equal(d->queue_size, 256);
+    assert_int_equal(d->queue_size, 64);
     assert_string_equal(d->id, "data");
     assert_string_equal(d->serial, "ABC123");
 
@@ -492,7 +492,7 @@ static void test_help(void **state)
         "--serial off|null|tty|pty|file=<path>", "--console off|null|tty|pty|file=<path>",
         "--disk path=<disk_image_path>,readonly=on|off,direct=on|off,"
         "num_queues=<n>,queue_size=<size>,id=<device_id>,serial=<serial_number>",
-        "num_queues=1,queue_size=128",
+        "num_queues=1,queue_size=256",
         "--rng [src=<entropy_source_path>]", "src=/dev/urandom",
         "--device plugin=<path_or_name>", "-v", "--log-file <PATH>",
         "--plugin-dir <DIR>", "-h, --help", "-V, --version",
