@@ -173,6 +173,38 @@ def test_two_disks_written_at_once(blk_guest):
     assert host_sha256(blk_guest.images["id"], 8 * MIB, 6 * MIB) == shas["b"]
 
 
+def host_read(path: Path, offset: int, length: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+@pytest.mark.slow
+def test_discard_punches_a_hole_in_the_image(blk_guest):
+    """blkdiscard in the guest reaches the image as a punched hole: those
+    blocks are no longer allocated and read as zeros, the data around them
+    is untouched."""
+    vm, img = blk_guest.vm, blk_guest.images["id"]
+    dev = blk_guest.dev(ID_SIZE)
+    name = dev.rsplit("/", 1)[-1]
+    assert int(vm.check_output(f"cat /sys/block/{name}/queue/discard_max_bytes")) > 0
+    sha = guest_write_random(vm, dev, offset_mib=24, mib=6, how="direct")
+    assert host_sha256(img, 24 * MIB, 6 * MIB) == sha
+    before = host_read(img, 24 * MIB, 6 * MIB)
+    vm.check_output(f"blkdiscard -o {25 * MIB} -l {4 * MIB} {dev}")
+    after = host_read(img, 24 * MIB, 6 * MIB)
+    assert after[:MIB] == before[:MIB], "data before the discarded range changed"
+    assert after[5 * MIB:] == before[5 * MIB:], "data after the discarded range changed"
+    assert after[MIB:5 * MIB] == bytes(4 * MIB), "discarded range does not read as zeros"
+    with open(img, "rb") as f:
+        hole = os.lseek(f.fileno(), 24 * MIB, os.SEEK_HOLE)
+        data = os.lseek(f.fileno(), 25 * MIB, os.SEEK_DATA)
+    assert hole == 25 * MIB and data == 29 * MIB, \
+        f"expected a hole at 25..29 MiB, SEEK_HOLE {hole}, SEEK_DATA {data}"
+    # The guest reads zeros there too (from the device: O_DIRECT).
+    assert guest_read_sha256(vm, dev, 25, 4) == hashlib.sha256(bytes(4 * MIB)).hexdigest()
+
+
 @pytest.mark.slow
 def test_readonly_disk_refuses_writes(blk_guest):
     vm, img = blk_guest.vm, blk_guest.images["ro"]

@@ -69,6 +69,9 @@ class Disk:
                  "cache=" + ("none" if self.direct else "writeback"), "aio=threads"]
         if self.readonly:
             drive.append("readonly=on")
+        else:
+            # QEMU drops guest discards unless asked; nimbus punches holes.
+            drive.append("discard=unmap")
         dev = ["virtio-blk-pci", f"drive=drive{index}", f"id=blk{index}"]
         # QEMU's GET_ID only answers the serial: give it nimbus' fallback.
         if self.guest_id:
