@@ -128,12 +128,15 @@ def guest_reads_completed(vm, dev: str) -> int:
 
 @pytest.mark.slow
 def test_default_queue_takes_1mib_requests_whole(blk_guest):
-    """The default queue_size (256) gives seg_max 254, so a 1 MiB O_DIRECT
-    read, 256 pages of which only some are contiguous, reaches the device as
-    one request or two; at queue_size 128 (seg_max 126) it is three."""
+    """One request queue per vCPU by default. The default queue_size (256)
+    gives seg_max 254, so a 1 MiB O_DIRECT read, 256 pages of which only
+    some are contiguous, reaches the device as one request or two; at
+    queue_size 128 (seg_max 126) it is three."""
     dev = blk_guest.dev(RW_SIZE)
     name = dev.rsplit("/", 1)[-1]
     assert blk_guest.vm.check_output(f"cat /sys/block/{name}/queue/max_segments").strip() == "254"
+    # num_queues left out: one request queue per vCPU (blk_guest has 2).
+    assert blk_guest.vm.check_output(f"ls /sys/block/{name}/mq").split() == ["0", "1"]
     before = guest_reads_completed(blk_guest.vm, dev)
     blk_guest.vm.check_output(f"dd if={dev} of=/dev/null bs=1M count=16 iflag=direct")
     reads = guest_reads_completed(blk_guest.vm, dev) - before
