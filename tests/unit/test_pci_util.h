@@ -177,35 +177,40 @@ static inline void t_put(uint8_t *p, uint32_t len, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* A guest port access; unclaimed reads give all-ones, like the vCPU loop. */
-static inline uint64_t pio_rd(struct rig *r, uint16_t port, uint32_t len)
+/* A guest access; unclaimed reads give all-ones, like the vCPU loop. */
+static inline uint64_t bus_rd(struct bus *bus, uint64_t addr, uint32_t len)
 {
     uint8_t b[8];
-    if (bus_access(&r->pio, port, b, len, 0) < 0)
+    if (bus_access(bus, addr, b, len, 0) < 0)
         memset(b, 0xff, sizeof(b));
     return t_le(b, len);
+}
+
+static inline void bus_wr(struct bus *bus, uint64_t addr, uint32_t len, uint64_t v)
+{
+    uint8_t b[8];
+    t_put(b, len, v);
+    bus_access(bus, addr, b, len, 1);
+}
+
+static inline uint64_t pio_rd(struct rig *r, uint16_t port, uint32_t len)
+{
+    return bus_rd(&r->pio, port, len);
 }
 
 static inline void pio_wr(struct rig *r, uint16_t port, uint32_t len, uint64_t v)
 {
-    uint8_t b[8];
-    t_put(b, len, v);
-    bus_access(&r->pio, port, b, len, 1);
+    bus_wr(&r->pio, port, len, v);
 }
 
 static inline uint64_t mmio_rd(struct rig *r, uint64_t addr, uint32_t len)
 {
-    uint8_t b[8];
-    if (bus_access(&r->mmio, addr, b, len, 0) < 0)
-        memset(b, 0xff, sizeof(b));
-    return t_le(b, len);
+    return bus_rd(&r->mmio, addr, len);
 }
 
 static inline void mmio_wr(struct rig *r, uint64_t addr, uint32_t len, uint64_t v)
 {
-    uint8_t b[8];
-    t_put(b, len, v);
-    bus_access(&r->mmio, addr, b, len, 1);
+    bus_wr(&r->mmio, addr, len, v);
 }
 
 static inline uint32_t cf8_addr(uint32_t bus, uint32_t slot, uint32_t fn, uint32_t off)

@@ -267,18 +267,24 @@ static void test_bad_options(void **state)
     f->dev = NULL;
 }
 
-/* A source that would block (a FIFO with a quiet writer): the request waits
- * on fd_watch, is filled when data arrives, and the watch goes away. */
-static void test_blocking_source(void **state)
+/* The device reading a FIFO that has a writer (f->fifo_w) but no data yet:
+ * O_RDWR keeps the writer open, so reads see EAGAIN rather than EOF. */
+static void start_on_fifo(struct fx *f)
 {
-    struct fx *f = *state;
     assert_int_equal(mkfifo(f->path, 0600), 0);
-    /* O_RDWR keeps a writer open, so reads see EAGAIN rather than EOF. */
     f->fifo_w = open(f->path, O_RDWR | O_NONBLOCK);
     assert_true(f->fifo_w >= 0);
     char opts[128];
     snprintf(opts, sizeof(opts), "src=%s", f->path);
     start(f, opts);
+}
+
+/* A source that would block (a FIFO with a quiet writer): the request waits
+ * on fd_watch, is filled when data arrives, and the watch goes away. */
+static void test_blocking_source(void **state)
+{
+    struct fx *f = *state;
+    start_on_fifo(f);
 
     struct fake_vq_seg a = wbuf(f, 32);
     int h = request(f, &a, 1);
@@ -302,12 +308,7 @@ static void test_blocking_source(void **state)
 static void test_reset_while_waiting(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(mkfifo(f->path, 0600), 0);
-    f->fifo_w = open(f->path, O_RDWR | O_NONBLOCK);
-    assert_true(f->fifo_w >= 0);
-    char opts[128];
-    snprintf(opts, sizeof(opts), "src=%s", f->path);
-    start(f, opts);
+    start_on_fifo(f);
     struct fake_vq_seg a = wbuf(f, 32);
     request(f, &a, 1);
     fake_host_vq_kick(&f->h, f->p, f->dev, RQ);

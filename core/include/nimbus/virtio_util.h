@@ -36,16 +36,16 @@ static inline uint64_t nimbus_vq_len(const nimbus_vq_buf *bufs, uint32_t n,
 }
 
 /*
- * Copy up to `len` bytes starting `off` bytes into the device-readable part
- * of a chain.  Returns the bytes copied (short when the chain is shorter).
+ * Copy between `mem` and the device-writable (to_chain) or device-readable
+ * part of a chain, starting `off` bytes into that part.  Returns the bytes
+ * copied (short when the chain is shorter).
  */
-static inline uint64_t nimbus_vq_gather(const nimbus_vq_buf *bufs, uint32_t n,
-                                        uint64_t off, void *dst, uint64_t len)
+static inline uint64_t nimbus_vq_copy_(const nimbus_vq_buf *bufs, uint32_t n, uint64_t off,
+                                       uint8_t *mem, uint64_t len, int to_chain)
 {
-    uint8_t *d = (uint8_t *)dst;
     uint64_t done = 0;
     for (uint32_t i = 0; i < n && done < len; i++) {
-        if (bufs[i].flags & NIMBUS_VQ_BUF_WRITE)
+        if (((bufs[i].flags & NIMBUS_VQ_BUF_WRITE) != 0) != (to_chain != 0))
             continue;
         if (off >= bufs[i].len) {
             off -= bufs[i].len;
@@ -54,34 +54,30 @@ static inline uint64_t nimbus_vq_gather(const nimbus_vq_buf *bufs, uint32_t n,
         uint64_t c = bufs[i].len - off;
         if (c > len - done)
             c = len - done;
-        memcpy(d + done, (const uint8_t *)bufs[i].host + off, c);
+        uint8_t *b = (uint8_t *)bufs[i].host + off;
+        if (to_chain)
+            memcpy(b, mem + done, c);
+        else
+            memcpy(mem + done, b, c);
         done += c;
         off = 0;
     }
     return done;
 }
 
-/* The same for writing into the device-writable part. */
+/* Read up to `len` bytes from the device-readable part of a chain. */
+static inline uint64_t nimbus_vq_gather(const nimbus_vq_buf *bufs, uint32_t n,
+                                        uint64_t off, void *dst, uint64_t len)
+{
+    return nimbus_vq_copy_(bufs, n, off, (uint8_t *)dst, len, 0);
+}
+
+/* Write up to `len` bytes into the device-writable part of a chain. */
 static inline uint64_t nimbus_vq_scatter(const nimbus_vq_buf *bufs, uint32_t n,
                                          uint64_t off, const void *src, uint64_t len)
 {
-    const uint8_t *s = (const uint8_t *)src;
-    uint64_t done = 0;
-    for (uint32_t i = 0; i < n && done < len; i++) {
-        if (!(bufs[i].flags & NIMBUS_VQ_BUF_WRITE))
-            continue;
-        if (off >= bufs[i].len) {
-            off -= bufs[i].len;
-            continue;
-        }
-        uint64_t c = bufs[i].len - off;
-        if (c > len - done)
-            c = len - done;
-        memcpy((uint8_t *)bufs[i].host + off, s + done, c);
-        done += c;
-        off = 0;
-    }
-    return done;
+    /* Only read through: the cast serves the shared walker. */
+    return nimbus_vq_copy_(bufs, n, off, (uint8_t *)(uintptr_t)src, len, 1);
 }
 
 #endif /* NIMBUS_VIRTIO_UTIL_H */
