@@ -201,22 +201,67 @@ static int h_msi_send(void *hctx, uint64_t addr, uint32_t data)
     return d->env->msi ? d->env->msi(d->env->opaque, addr, data) : -ENOSYS;
 }
 
+/* ---- locking ------------------------------------------------------------- */
+
+void device_lock(struct device *d)
+{
+    pthread_mutex_lock(&d->lock);
+    for (uint32_t g = 0; g < d->ngroups; g++)
+        pthread_mutex_lock(&d->groups[g].lock);
+}
+
+void device_unlock(struct device *d)
+{
+    for (uint32_t g = d->ngroups; g-- > 0;)
+        pthread_mutex_unlock(&d->groups[g].lock);
+    pthread_mutex_unlock(&d->lock);
+}
+
+void device_group_lock(struct device *d, uint32_t group)
+{
+    if (group < d->ngroups)
+        pthread_mutex_lock(&d->groups[group].lock);
+    else
+        device_lock(d);
+}
+
+void device_group_unlock(struct device *d, uint32_t group)
+{
+    if (group < d->ngroups)
+        pthread_mutex_unlock(&d->groups[group].lock);
+    else
+        device_unlock(d);
+}
+
+struct event_loop *device_group_loop(const struct device *d, uint32_t group)
+{
+    return group < d->ngroups ? d->groups[group].el : d->env->el;
+}
+
+/* ---- fd watches ------------------------------------------------------------ */
+
 static void watch_ready(void *opaque, int fd, uint32_t revents)
 {
     struct device_watch *w = opaque;
     struct device *d = w->dev;
-    pthread_mutex_lock(&d->lock);
-    /* The plugin may have dropped the watch after epoll reported it. */
-    if (w->fd == fd && d->ops.fd_ready)
-        d->ops.fd_ready(d->state, fd, w->token, revents);
-    pthread_mutex_unlock(&d->lock);
+    /* A slot only changes group while unwatched, so this read is stable. */
+    uint32_t g = w->group < 0 ? NIMBUS_VQ_GROUP_NONE : (uint32_t)w->group;
+    device_group_lock(d, g);
+    pthread_mutex_lock(&d->svc_lock);
+    /* The plugin may have dropped or moved the watch after epoll reported it. */
+    int live = w->fd == fd && (w->group < 0 ? NIMBUS_VQ_GROUP_NONE : (uint32_t)w->group) == g;
+    uint64_t token = w->token;
+    pthread_mutex_unlock(&d->svc_lock);
+    if (live && d->state && d->ops.fd_ready)
+        d->ops.fd_ready(d->state, fd, token, revents);
+    device_group_unlock(d, g);
 }
 
-static int h_fd_watch(void *hctx, int fd, uint32_t events, uint64_t token)
+static int watch_add(struct device *d, int group, int fd, uint32_t events, uint64_t token)
 {
-    struct device *d = hctx;
     if (fd < 0 || !d->env->el)
         return -EINVAL;
+    pthread_mutex_lock(&d->svc_lock);
     struct device_watch *w = NULL, *free_slot = NULL;
     for (int i = 0; i < DEVICE_MAX_WATCHES; i++) {
         if (d->watches[i].fd == fd)
@@ -224,30 +269,65 @@ static int h_fd_watch(void *hctx, int fd, uint32_t events, uint64_t token)
         else if (d->watches[i].fd < 0 && !free_slot)
             free_slot = &d->watches[i];
     }
+    struct event_loop *el =
+        device_group_loop(d, group < 0 ? NIMBUS_VQ_GROUP_NONE : (uint32_t)group);
+    if (w && w->group != group) {
+        /* Moving to another thread: the old loop must forget the fd first. */
+        el_unwatch(device_group_loop(d, w->group < 0 ? NIMBUS_VQ_GROUP_NONE
+                                                     : (uint32_t)w->group),
+                   fd);
+        w->fd = -1;
+        free_slot = w;
+        w = NULL;
+    }
     if (!w)
         w = free_slot;
-    if (!w)
-        return -ENOSPC;
-    uint32_t ev = events & (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP);
-    w->dev = d;
-    w->fd = fd;
-    w->token = token;
-    int r = el_watch(d->env->el, fd, ev, watch_ready, w);
-    if (r < 0)
-        w->fd = -1;
+    int r = -ENOSPC;
+    if (w) {
+        uint32_t ev = events & (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP);
+        w->dev = d;
+        w->fd = fd;
+        w->group = group;
+        w->token = token;
+        r = el_watch(el, fd, ev, watch_ready, w);
+        if (r < 0)
+            w->fd = -1;
+    }
+    pthread_mutex_unlock(&d->svc_lock);
     return r;
+}
+
+static int h_fd_watch(void *hctx, int fd, uint32_t events, uint64_t token)
+{
+    return watch_add(hctx, -1, fd, events, token);
+}
+
+static int h_fd_watch_group(void *hctx, uint32_t group, int fd, uint32_t events,
+                            uint64_t token)
+{
+    struct device *d = hctx;
+    if (group >= d->ngroups)
+        return -EINVAL;
+    return watch_add(d, (int)group, fd, events, token);
 }
 
 static int h_fd_unwatch(void *hctx, int fd)
 {
     struct device *d = hctx;
+    int r = -ENOENT;
+    pthread_mutex_lock(&d->svc_lock);
     for (int i = 0; i < DEVICE_MAX_WATCHES; i++) {
-        if (d->watches[i].fd == fd) {
-            d->watches[i].fd = -1;
-            return el_unwatch(d->env->el, fd);
+        struct device_watch *w = &d->watches[i];
+        if (w->fd == fd && fd >= 0) {
+            w->fd = -1;
+            r = el_unwatch(
+                device_group_loop(d, w->group < 0 ? NIMBUS_VQ_GROUP_NONE : (uint32_t)w->group),
+                fd);
+            break;
         }
     }
-    return -ENOENT;
+    pthread_mutex_unlock(&d->svc_lock);
+    return r;
 }
 
 static uint64_t mono_ns(void)
@@ -280,18 +360,25 @@ static void timer_ready(void *opaque, int fd, uint32_t revents)
     ssize_t r = read(fd, &expirations, sizeof(expirations));
     (void)r;
     (void)revents;
-    pthread_mutex_lock(&d->lock);
+    device_lock(d);
+    /* Collect the due timers first: callbacks may re-arm, which takes svc_lock. */
+    uint32_t due = 0;
+    pthread_mutex_lock(&d->svc_lock);
     uint64_t now = mono_ns();
-    /* Fire every due timer once; callbacks may re-arm (that only sets deadlines). */
     for (uint32_t i = 0; i < DEVICE_MAX_TIMERS; i++) {
         if (d->timer_deadline[i] && d->timer_deadline[i] <= now) {
             d->timer_deadline[i] = 0;
-            if (d->ops.timer_fired)
-                d->ops.timer_fired(d->state, i);
+            due |= 1u << i;
         }
     }
+    pthread_mutex_unlock(&d->svc_lock);
+    for (uint32_t i = 0; i < DEVICE_MAX_TIMERS; i++)
+        if ((due & (1u << i)) && d->state && d->ops.timer_fired)
+            d->ops.timer_fired(d->state, i);
+    pthread_mutex_lock(&d->svc_lock);
     timers_rearm(d);
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&d->svc_lock);
+    device_unlock(d);
 }
 
 static int h_timer_arm(void *hctx, uint32_t timer_id, uint64_t deadline_ns)
@@ -299,22 +386,30 @@ static int h_timer_arm(void *hctx, uint32_t timer_id, uint64_t deadline_ns)
     struct device *d = hctx;
     if (timer_id >= DEVICE_MAX_TIMERS)
         return -EINVAL;
+    int r = 0;
+    pthread_mutex_lock(&d->svc_lock);
     if (d->timer_fd < 0) {
-        if (!d->env->el)
-            return -ENOSYS;
+        if (!d->env->el) {
+            r = -ENOSYS;
+            goto out;
+        }
         d->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        if (d->timer_fd < 0)
-            return -errno;
-        int r = el_watch(d->env->el, d->timer_fd, EPOLLIN, timer_ready, d);
+        if (d->timer_fd < 0) {
+            r = -errno;
+            goto out;
+        }
+        r = el_watch(d->env->el, d->timer_fd, EPOLLIN, timer_ready, d);
         if (r < 0) {
             close(d->timer_fd);
             d->timer_fd = -1;
-            return r;
+            goto out;
         }
     }
     d->timer_deadline[timer_id] = deadline_ns;
     timers_rearm(d);
-    return 0;
+out:
+    pthread_mutex_unlock(&d->svc_lock);
+    return r;
 }
 
 static uint64_t h_clock_ns(void *hctx)
@@ -411,23 +506,55 @@ const nimbus_host_api device_host_api = {
     .vq_notify = h_vq_notify,
     .virtio_config_changed = h_virtio_config_changed,
     .virtio_needs_reset = h_virtio_needs_reset,
+    .fd_watch_group = h_fd_watch_group,
 };
 
 /* ---- instances ----------------------------------------------------------- */
+
+/* One loop thread per declared I/O group, named after the device and group. */
+static int groups_start(struct device *d, const nimbus_virtio_info *info, char *err,
+                        size_t errlen)
+{
+    if (info->num_groups > NIMBUS_MAX_IO_GROUPS) {
+        snprintf(err, errlen, "%s: plugin declared %u I/O groups (max %u)", d->name,
+                 info->num_groups, NIMBUS_MAX_IO_GROUPS);
+        return -1;
+    }
+    const char *shortname = strncmp(d->name, "virtio_", 7) == 0 ? d->name + 7 : d->name;
+    for (uint32_t g = 0; g < info->num_groups; g++) {
+        struct io_group *grp = &d->groups[g];
+        grp->el = el_create();
+        if (!grp->el) {
+            snprintf(err, errlen, "%s: cannot create I/O thread %u", d->name, g);
+            return -1;
+        }
+        pthread_mutex_init(&grp->lock, NULL);
+        d->ngroups = g + 1;
+        char name[16];
+        snprintf(name, sizeof(name), "%.8s_q%u", shortname, g);
+        int r = el_start_named(grp->el, name);
+        if (r < 0) {
+            snprintf(err, errlen, "%s: cannot start I/O thread %u: %s", d->name, g,
+                     strerror(-r));
+            return -1;
+        }
+    }
+    return 0;
+}
 
 static void device_io(void *opaque, uint32_t region, uint64_t offset, void *data, uint32_t len,
                       int is_write)
 {
     struct device *d = opaque;
     int r;
-    pthread_mutex_lock(&d->lock);
+    device_lock(d);
     if (is_write)
         r = d->ops.io_write ? d->ops.io_write(d->state, region, offset, data, len) : -ENOSYS;
     else
         r = d->ops.io_read ? d->ops.io_read(d->state, region, offset, data, len) : -ENOSYS;
     if (r < 0)
         d->bad_accesses++;
-    pthread_mutex_unlock(&d->lock);
+    device_unlock(d);
     if (r < 0) {
         if (!is_write)
             memset(data, 0xff, len);
@@ -441,10 +568,10 @@ static uint64_t device_chr_sink(void *opaque, const void *buf, uint64_t len)
 {
     struct device *d = opaque;
     uint64_t n = 0;
-    pthread_mutex_lock(&d->lock);
-    if (d->ops.chr_input)
+    device_lock(d);
+    if (d->state && d->ops.chr_input)
         n = d->ops.chr_input(d->state, buf, len);
-    pthread_mutex_unlock(&d->lock);
+    device_unlock(d);
     return n;
 }
 
@@ -501,16 +628,18 @@ struct device *device_create(const nimbus_plugin *p, const char *options,
     for (int i = 0; i < DEVICE_MAX_WATCHES; i++)
         d->watches[i].fd = -1;
     pthread_mutex_init(&d->lock, NULL);
+    pthread_mutex_init(&d->svc_lock, NULL);
 
     char perr[256] = "";
     uint32_t nreg = NIMBUS_MAX_REGIONS;
-    pthread_mutex_lock(&d->lock);
+    device_lock(d);
     int r = d->ops.create(&device_host_api, d, options ? options : "", &d->state, d->regions,
                           &nreg, perr, sizeof(perr));
-    pthread_mutex_unlock(&d->lock);
+    device_unlock(d);
     if (r < 0) {
         snprintf(err, errlen, "%s: %s", p->name, perr[0] ? perr : strerror(-r));
         pthread_mutex_destroy(&d->lock);
+        pthread_mutex_destroy(&d->svc_lock);
         free(d);
         return NULL;
     }
@@ -544,14 +673,21 @@ struct device *device_create(const nimbus_plugin *p, const char *options,
             goto fail;
         }
         nimbus_virtio_info info = {.struct_size = sizeof(info)};
-        pthread_mutex_lock(&d->lock);
+        device_lock(d);
         r = d->ops.virtio_info(d->state, &info);
-        pthread_mutex_unlock(&d->lock);
+        device_unlock(d);
         if (r < 0) {
             snprintf(err, errlen, "%s: cannot describe its virtio device: %s", p->name,
                      strerror(-r));
             goto fail;
         }
+        /* A plugin built for 1.1 wrote no group fields: all device-wide. */
+        if (info.struct_size < offsetof(nimbus_virtio_info, queue_group) + sizeof(info.queue_group)) {
+            info.num_groups = 0;
+            memset(info.queue_group, NIMBUS_VQ_GROUP_NONE, sizeof(info.queue_group));
+        }
+        if (groups_start(d, &info, err, errlen) < 0)
+            goto fail;
         d->virtio = virtio_pci_create(d, &info, err, errlen);
         if (!d->virtio)
             goto fail;
@@ -572,9 +708,9 @@ void device_reset(struct device *d)
         virtio_pci_reset(d->virtio);
         return;
     }
-    pthread_mutex_lock(&d->lock);
+    device_lock(d);
     d->ops.reset(d->state);
-    pthread_mutex_unlock(&d->lock);
+    device_unlock(d);
 }
 
 void device_destroy(struct device *d)
@@ -588,8 +724,11 @@ void device_destroy(struct device *d)
         if (b)
             bus_remove(b, d->regions[i].base);
     }
-    pthread_mutex_lock(&d->lock);
-    if (d->ops.flush) {
+    /* I/O threads first: after this no group call can start or be running. */
+    for (uint32_t g = 0; g < d->ngroups; g++)
+        el_stop(d->groups[g].el);
+    device_lock(d);
+    if (d->ops.flush && d->state) {
         int r = d->ops.flush(d->state);
         if (r < 0)
             log_error("%s: flush failed: %s", d->name, strerror(-r));
@@ -601,10 +740,14 @@ void device_destroy(struct device *d)
     for (uint32_t g = 0; g < 24; g++)
         if (d->irq_level[g])
             drive_gsi(d, g, 0);
-    pthread_mutex_unlock(&d->lock);
-    for (int i = 0; i < DEVICE_MAX_WATCHES; i++)
-        if (d->watches[i].fd >= 0 && d->env->el)
-            el_unwatch(d->env->el, d->watches[i].fd);
+    device_unlock(d);
+    for (int i = 0; i < DEVICE_MAX_WATCHES; i++) {
+        struct device_watch *w = &d->watches[i];
+        if (w->fd >= 0 && d->env->el)
+            el_unwatch(device_group_loop(d, w->group < 0 ? NIMBUS_VQ_GROUP_NONE
+                                                         : (uint32_t)w->group),
+                       w->fd);
+    }
     if (d->timer_fd >= 0) {
         if (d->env->el)
             el_unwatch(d->env->el, d->timer_fd);
@@ -613,6 +756,12 @@ void device_destroy(struct device *d)
     /* After the plugin: nothing can pop, push or kick any more. */
     virtio_pci_destroy(d->virtio);
     d->virtio = NULL;
+    for (uint32_t g = 0; g < d->ngroups; g++) {
+        el_destroy(d->groups[g].el);
+        pthread_mutex_destroy(&d->groups[g].lock);
+    }
+    d->ngroups = 0;
+    pthread_mutex_destroy(&d->svc_lock);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }

@@ -45,7 +45,18 @@ struct virtio_pci;
 struct device_watch {
     struct device *dev;
     int fd;     /* -1 when the slot is free */
+    int group;  /* I/O group whose thread runs it; -1: device-wide, main loop */
     uint64_t token;
+};
+
+/*
+ * An I/O group (ABI minor 2): a thread of its own running the group's queue
+ * kicks and fd watches.  Its lock serialises the group's calls; device-wide
+ * calls take d->lock and then every group lock, in index order.
+ */
+struct io_group {
+    struct event_loop *el;
+    pthread_mutex_t lock;
 };
 
 struct device {
@@ -53,7 +64,12 @@ struct device {
     const nimbus_plugin *plugin;
     nimbus_device_ops ops; /* host-sized copy: absent ops are NULL */
     void *state;           /* the plugin's instance */
-    pthread_mutex_t lock;  /* serialises every call into the plugin */
+    pthread_mutex_t lock;  /* with every group lock: serialises device-wide calls */
+    /* The watch and timer tables: group calls of two threads may change them
+     * at once.  Innermost lock; never held across a plugin call. */
+    pthread_mutex_t svc_lock;
+    uint32_t ngroups;
+    struct io_group groups[NIMBUS_MAX_IO_GROUPS];
     nimbus_region regions[NIMBUS_MAX_REGIONS];
     uint32_t nregions;
     uint32_t nmapped;      /* regions registered on a bus */
@@ -67,6 +83,16 @@ struct device {
     struct virtio_pci *virtio; /* transport, for plugins with virtio_info */
     struct device *next;
 };
+
+/* Device-wide exclusion: d->lock, then every group lock. */
+void device_lock(struct device *d);
+void device_unlock(struct device *d);
+/* The lock a call for `group` takes: the group's, or device-wide for
+ * NIMBUS_VQ_GROUP_NONE (and any group the device does not have). */
+void device_group_lock(struct device *d, uint32_t group);
+void device_group_unlock(struct device *d, uint32_t group);
+/* The loop that serves `group` (the main loop for NIMBUS_VQ_GROUP_NONE). */
+struct event_loop *device_group_loop(const struct device *d, uint32_t group);
 
 /* The host services table every device gets. */
 extern const nimbus_host_api device_host_api;

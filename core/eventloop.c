@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -227,13 +228,23 @@ static void *loop_thread(void *arg)
     return NULL;
 }
 
-int el_start(struct event_loop *el)
+int el_start_named(struct event_loop *el, const char *name)
 {
     int r = pthread_create(&el->thread, NULL, loop_thread, el);
     if (r)
         return -r;
     el->running = 1;
+    if (name) {
+        char n[16];
+        snprintf(n, sizeof(n), "%s", name);
+        pthread_setname_np(el->thread, n);
+    }
     return 0;
+}
+
+int el_start(struct event_loop *el)
+{
+    return el_start_named(el, NULL);
 }
 
 void el_stop(struct event_loop *el)

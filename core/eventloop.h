@@ -1,7 +1,8 @@
 /*
  * The device event loop: one epoll thread that runs device callbacks (fd
  * readiness, timers, deferred work) so vCPU threads never block on I/O.
- * The control plane (API socket) will join it as one more fd.
+ * The control plane (API socket) will join it as one more fd.  Devices that
+ * declare I/O groups get more loops of the same kind, one thread each.
  */
 #ifndef NIMBUS_EVENTLOOP_H
 #define NIMBUS_EVENTLOOP_H
@@ -30,6 +31,8 @@ int el_post(struct event_loop *el, el_work_fn fn, void *opaque);
 
 /* Start the loop thread. */
 int el_start(struct event_loop *el);
+/* The same, naming the thread (at most 15 bytes show: ps, top, gdb, seccomp logs). */
+int el_start_named(struct event_loop *el, const char *name);
 /* Ask the loop to stop and wait for the thread to finish. */
 void el_stop(struct event_loop *el);
 /* Run one iteration on the calling thread (tests): waits up to timeout_ms. */

@@ -36,6 +36,7 @@ struct vpci_queue {
     struct virtqueue vq;
     struct virtio_pci *owner;
     uint32_t index;
+    uint32_t group;      /* I/O group, NIMBUS_VQ_GROUP_NONE: device-wide */
     uint16_t msix_vector;
     uint16_t enabled;
     int kick_fd;         /* eventfd: KVM signals it on a notify write */
@@ -73,21 +74,33 @@ static uint32_t nvectors(const struct virtio_pci *v)
     return v->nq + 1; /* one per queue plus configuration changes */
 }
 
+/*
+ * Concurrency: device-wide calls hold every lock, so they never overlap a
+ * group call; group calls of different groups overlap each other.  What
+ * group calls change here (the NEEDS_RESET bit, the ISR, the config
+ * generation) is therefore changed atomically; everything else only
+ * changes device-wide.
+ */
+static uint8_t status_of(const struct virtio_pci *v)
+{
+    return __atomic_load_n(&v->status, __ATOMIC_ACQUIRE);
+}
+
 static void irq_config(struct virtio_pci *v)
 {
-    v->isr |= 2;
+    __atomic_fetch_or(&v->isr, 2, __ATOMIC_RELAXED);
     if (v->func)
         pci_msix_notify(v->func, v->config_vector);
 }
 
 void virtio_pci_needs_reset(struct virtio_pci *v, const char *why)
 {
-    if (v->status & VIRTIO_STATUS_NEEDS_RESET)
-        return;
+    uint8_t old = __atomic_fetch_or(&v->status, VIRTIO_STATUS_NEEDS_RESET, __ATOMIC_ACQ_REL);
+    if (old & VIRTIO_STATUS_NEEDS_RESET)
+        return; /* logged once per reset, however hostile the guest */
     log_warn("%s: device error, needs reset: %s", v->dev->name, why ? why : "unknown");
-    v->status |= VIRTIO_STATUS_NEEDS_RESET;
     /* Only a driver that finished setup may be told (virtio 1.2, 2.1.2). */
-    if (v->status & VIRTIO_STATUS_DRIVER_OK)
+    if (old & VIRTIO_STATUS_DRIVER_OK)
         irq_config(v);
 }
 
@@ -102,11 +115,11 @@ static void kick_ready(void *opaque, int fd, uint32_t revents)
     (void)revents;
     if (read(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
         return;
-    pthread_mutex_lock(&d->lock);
-    if (d->state && v->activated && q->vq.started && !(v->status & VIRTIO_STATUS_NEEDS_RESET) &&
-        d->ops.virtio_queue_notify)
+    device_group_lock(d, q->group);
+    if (d->state && v->activated && q->vq.started &&
+        !(status_of(v) & VIRTIO_STATUS_NEEDS_RESET) && d->ops.virtio_queue_notify)
         d->ops.virtio_queue_notify(d->state, q->index);
-    pthread_mutex_unlock(&d->lock);
+    device_group_unlock(d, q->group);
 }
 
 static void kick(struct vpci_queue *q)
@@ -143,10 +156,10 @@ static void bar_remap(void *opaque, uint32_t bar, uint64_t addr, int mapped)
     struct virtio_pci *v = opaque;
     if (bar != 0)
         return;
-    pthread_mutex_lock(&v->dev->lock);
+    device_lock(v->dev);
     v->bar_addr = mapped ? addr : 0;
     ioevents_move(v, v->bar_addr);
-    pthread_mutex_unlock(&v->dev->lock);
+    device_unlock(v->dev);
 }
 
 /* ---- device reset ------------------------------------------------------------- */
@@ -174,9 +187,9 @@ static void device_reset_locked(struct virtio_pci *v)
 
 void virtio_pci_reset(struct virtio_pci *v)
 {
-    pthread_mutex_lock(&v->dev->lock);
+    device_lock(v->dev);
     device_reset_locked(v);
-    pthread_mutex_unlock(&v->dev->lock);
+    device_unlock(v->dev);
     if (v->func)
         pci_func_reset(v->func);
 }
@@ -373,15 +386,13 @@ static void bar_io(void *opaque, uint32_t bar, uint64_t off, void *data, uint32_
         memset(data, 0, len);
     if (bar != 0 || !d->state)
         return;
-    pthread_mutex_lock(&d->lock);
+    device_lock(d);
     if (off < VPCI_COMMON_OFF + VPCI_REGION_SIZE) {
         common_access(v, off - VPCI_COMMON_OFF, data, len, is_write);
     } else if (off < VPCI_ISR_OFF + VPCI_REGION_SIZE) {
         /* Reading ISR acknowledges it (4.1.4.5); writes are ignored. */
-        if (!is_write && off == VPCI_ISR_OFF) {
-            *(uint8_t *)data = v->isr;
-            v->isr = 0;
-        }
+        if (!is_write && off == VPCI_ISR_OFF)
+            *(uint8_t *)data = __atomic_exchange_n(&v->isr, 0, __ATOMIC_RELAXED);
     } else if (off < VPCI_DEVCFG_OFF + VPCI_REGION_SIZE) {
         uint64_t o = off - VPCI_DEVCFG_OFF;
         int r = -EINVAL;
@@ -402,7 +413,7 @@ static void bar_io(void *opaque, uint32_t bar, uint64_t off, void *data, uint32_
         if (is_write && qi < v->nq)
             kick(&v->q[qi]);
     }
-    pthread_mutex_unlock(&d->lock);
+    device_unlock(d);
 }
 
 /* ---- host services ----------------------------------------------------------------- */
@@ -413,7 +424,7 @@ int virtio_pci_vq_pop(struct virtio_pci *v, uint32_t queue, nimbus_vq_buf *bufs,
     if (queue >= v->nq || !bufs || !nbufs || !head)
         return -EINVAL;
     struct vpci_queue *q = &v->q[queue];
-    if (!q->vq.started || (v->status & VIRTIO_STATUS_NEEDS_RESET))
+    if (!q->vq.started || (status_of(v) & VIRTIO_STATUS_NEEDS_RESET))
         return 0;
     uint16_t h = 0;
     int r = vq_pop(&q->vq, &v->mem, bufs, cap, nbufs, &h);
@@ -444,14 +455,14 @@ int virtio_pci_vq_notify(struct virtio_pci *v, uint32_t queue)
     struct vpci_queue *q = &v->q[queue];
     if (!q->vq.started || !vq_should_notify(&q->vq))
         return 0;
-    v->isr |= 1;
+    __atomic_fetch_or(&v->isr, 1, __ATOMIC_RELAXED);
     return v->func ? pci_msix_notify(v->func, q->msix_vector) : 0;
 }
 
 int virtio_pci_config_changed(struct virtio_pci *v)
 {
-    v->config_generation++;
-    if (v->status & VIRTIO_STATUS_DRIVER_OK)
+    __atomic_fetch_add(&v->config_generation, 1, __ATOMIC_RELAXED);
+    if (status_of(v) & VIRTIO_STATUS_DRIVER_OK)
         irq_config(v);
     return 0;
 }
@@ -480,6 +491,11 @@ static int info_ok(const struct device *d, const nimbus_virtio_info *in, char *e
         bad = "device_features (transport bits 28..37)";
     else if (in->pci_class > 0xffffff)
         bad = "pci_class";
+    else if (in->num_groups > NIMBUS_MAX_IO_GROUPS)
+        bad = "num_groups";
+    for (uint32_t i = 0; !bad && in->num_groups && i < in->num_queues; i++)
+        if (in->queue_group[i] != NIMBUS_VQ_GROUP_NONE && in->queue_group[i] >= in->num_groups)
+            bad = "queue_group";
     if (bad) {
         snprintf(err, errlen, "%s: plugin reported an invalid virtio %s", d->name, bad);
         return -1;
@@ -534,8 +550,11 @@ struct virtio_pci *virtio_pci_create(struct device *d, const nimbus_virtio_info 
         q->index = i;
         q->msix_vector = PCI_MSIX_NO_VECTOR;
         vq_init(&q->vq, (uint16_t)info->queue_size_max);
+        q->group = info->queue_group[i] < info->num_groups ? info->queue_group[i]
+                                                           : NIMBUS_VQ_GROUP_NONE;
         q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (q->kick_fd < 0 || el_watch(env->el, q->kick_fd, EPOLLIN, kick_ready, q) < 0) {
+        if (q->kick_fd < 0 ||
+            el_watch(device_group_loop(d, q->group), q->kick_fd, EPOLLIN, kick_ready, q) < 0) {
             snprintf(err, errlen, "%s: cannot set up queue %u notification: %s", d->name, i,
                      strerror(errno));
             goto fail;
@@ -580,7 +599,7 @@ void virtio_pci_destroy(struct virtio_pci *v)
         struct vpci_queue *q = &v->q[i];
         if (q->kick_fd >= 0) {
             if (env->el)
-                el_unwatch(env->el, q->kick_fd);
+                el_unwatch(device_group_loop(v->dev, q->group), q->kick_fd);
             close(q->kick_fd);
         }
         if (i < v->nq)

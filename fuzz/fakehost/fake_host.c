@@ -141,6 +141,20 @@ static int fh_fd_watch(void *hctx, int fd, uint32_t events, uint64_t token)
     return 0;
 }
 
+/* Single-threaded stand-in: a group watch is an ordinary watch, once the
+ * group is one the device declared (fake_host_poll runs every group). */
+static int fh_fd_watch_group(void *hctx, uint32_t group, int fd, uint32_t events,
+                             uint64_t token)
+{
+    struct fake_host *h = host_of(hctx);
+    if (!h->virtio.attached || group >= h->virtio.info.num_groups) {
+        fake_host_violation(h, &h->violations.bad_group,
+                            "fd_watch_group() with a group the device did not declare");
+        return -EINVAL;
+    }
+    return fh_fd_watch(hctx, fd, events, token);
+}
+
 static int fh_fd_unwatch(void *hctx, int fd)
 {
     struct fake_host *h = host_of(hctx);
@@ -249,6 +263,7 @@ int fake_host_init(struct fake_host *h, uint64_t ram_size)
     a->chr_write = fh_chr_write;
     a->chr_input_ready = fh_chr_input_ready;
     a->request_shutdown = fh_request_shutdown;
+    a->fd_watch_group = fh_fd_watch_group;
     fake_virtio_init(h);
     return 0;
 }
@@ -395,7 +410,7 @@ uint64_t fake_host_violation_count(const struct fake_host *h)
     const struct fake_host_violations *v = &h->violations;
     return v->bad_gsi + v->bad_level + v->bad_timer + v->bad_fd +
            v->bad_shutdown + v->null_arg + v->bad_log + v->timer_storm +
-           v->bad_queue + v->bad_push + v->idle_notify + v->closed_fd;
+           v->bad_queue + v->bad_push + v->idle_notify + v->closed_fd + v->bad_group;
 }
 
 void fake_host_mark_dirty(struct fake_host *h, uint64_t gpa, uint64_t len)

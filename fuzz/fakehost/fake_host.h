@@ -52,6 +52,7 @@ struct fake_host_violations {
                               push before activation or after a reset) */
     uint64_t idle_notify;  /* vq_notify on a queue that is not running */
     uint64_t closed_fd;    /* fake_host_poll found a watched fd closed */
+    uint64_t bad_group;    /* fd_watch_group with an undeclared group (minor 2) */
 };
 
 /*

@@ -262,8 +262,11 @@ int fake_host_virtio_attach(struct fake_host *h, const nimbus_plugin *p, void *d
     if (vi.struct_size < sizeof(vi) || vi.device_id == 0 || vi.num_queues == 0 ||
         vi.num_queues > NIMBUS_VIRTIO_MAX_QUEUES || !is_pow2(vi.queue_size_max) ||
         vi.queue_size_max < 2 || vi.queue_size_max > VQ_MAX_SIZE ||
-        vi.config_size > NIMBUS_VIRTIO_MAX_CONFIG)
+        vi.config_size > NIMBUS_VIRTIO_MAX_CONFIG || vi.num_groups > NIMBUS_MAX_IO_GROUPS)
         return -EINVAL;
+    for (uint32_t i = 0; vi.num_groups && i < vi.num_queues; i++)
+        if (vi.queue_group[i] != NIMBUS_VQ_GROUP_NONE && vi.queue_group[i] >= vi.num_groups)
+            return -EINVAL;
     v->info = vi;
     v->attached = 1;
     for (uint32_t i = 0; i < NIMBUS_VIRTIO_MAX_QUEUES; i++)

@@ -22,10 +22,28 @@
  *
  * Threading and re-entrancy rules (semantics are ABI too):
  *  - The core serialises every call into one device instance (it holds a
- *    per-instance lock), so a plugin needs no locks of its own.
+ *    per-instance lock), so a plugin needs no locks of its own.  The one
+ *    exception is opt-in (minor 2): I/O groups, below.
  *  - Ops are called from vCPU threads (io_read/io_write) and from the event
  *    loop thread (fd_ready, timer_fired, chr_input).  They must not block:
  *    long work is started and finished through fd_watch/timer_arm.
+ *  - I/O groups (minor 2, virtio devices only): a device that reports
+ *    num_groups > 0 in nimbus_virtio_info gets one core-owned I/O thread per
+ *    group.  virtio_queue_notify for a queue of group g, and fd_ready for an
+ *    fd watched with fd_watch_group(g, ...), run on group g's thread, are
+ *    serialised with each other, and MAY RUN CONCURRENTLY with the calls of
+ *    other groups.  Every other op (create, destroy, reset, io_*, the
+ *    virtio_config_* and virtio_activate ops, state_*, flush, timer_fired,
+ *    chr_input, fd_ready of fd_watch watches, virtio_queue_notify of queues
+ *    in NIMBUS_VQ_GROUP_NONE) is "device-wide": it never runs concurrently
+ *    with any other call into the instance.  So state that two groups touch
+ *    must be split per group or accessed atomically; state only device-wide
+ *    ops change needs nothing.  In a group call a plugin may use: log,
+ *    gpa_*, msi_send, clock_ns, wallclock_ns, timer_arm, vq_* for the
+ *    group's own queues, fd_watch_group for its own group, fd_unwatch of
+ *    fds it watches in its own group, virtio_config_changed and
+ *    virtio_needs_reset.  Device-wide ops may use every service on every
+ *    queue and group.
  *  - A plugin must not create threads and must not keep host pointers
  *    obtained from gpa_map beyond the op that obtained them (virtqueue
  *    buffers from vq_pop are the exception: see nimbus_vq_buf).
@@ -60,7 +78,7 @@ extern "C" {
 #endif
 
 #define NIMBUS_ABI_MAJOR 1
-#define NIMBUS_ABI_MINOR 1
+#define NIMBUS_ABI_MINOR 2
 #define NIMBUS_PLUGIN_SYMBOL "nimbus_plugin_v1"
 
 /* True when a table written with `struct_size` contains `member`. */
@@ -95,6 +113,10 @@ extern "C" {
 #define NIMBUS_VIRTIO_MAX_QUEUES 64u
 #define NIMBUS_VIRTIO_MAX_CONFIG 256u /* bytes of device-specific config */
 #define NIMBUS_VQ_BUF_WRITE 1u        /* nimbus_vq_buf.flags: device writes it */
+
+/* I/O groups (minor 2): see the threading rules above. */
+#define NIMBUS_MAX_IO_GROUPS 16u
+#define NIMBUS_VQ_GROUP_NONE 0xffu /* queue served device-wide on the core's loop */
 
 /* At most this many regions per device instance. */
 #define NIMBUS_MAX_REGIONS 8u
@@ -140,6 +162,16 @@ typedef struct nimbus_virtio_info {
     uint32_t queue_size_max;  /* power of two, 2..32768 */
     uint32_t config_size;     /* bytes of device config, 0..NIMBUS_VIRTIO_MAX_CONFIG */
     uint32_t pci_class;       /* 24-bit PCI class code, e.g. 0x018000 */
+
+    /* ---- minor 2: I/O groups.  The host zeroes the struct before calling
+     * virtio_info, so a 1.1 plugin reports num_groups 0: every queue is
+     * served device-wide on the core's event loop, as before. */
+    uint32_t num_groups;      /* 0..NIMBUS_MAX_IO_GROUPS I/O threads */
+    uint32_t reserved0;       /* 0 */
+    /* Group of each queue (< num_groups), or NIMBUS_VQ_GROUP_NONE; ignored
+     * when num_groups is 0.  Groups exist from virtio_info on: fd_watch_group
+     * cannot be used in create. */
+    uint8_t queue_group[NIMBUS_VIRTIO_MAX_QUEUES];
 } nimbus_virtio_info;
 
 /* Services the host gives a device.  Owned by the host; read-only. */
@@ -236,6 +268,16 @@ typedef struct nimbus_host_api {
     int (*virtio_config_changed)(void *hctx);
     /* An unrecoverable device error: set DEVICE_NEEDS_RESET and tell the driver. */
     void (*virtio_needs_reset)(void *hctx);
+
+    /* ---- minor 2 ---- */
+    /*
+     * fd_watch, but fd_ready runs on I/O group `group`'s thread, serialised
+     * with that group's queue notifications (see the threading rules).
+     * Same replace/pause semantics; fd_unwatch drops either kind.  -EINVAL
+     * for a group the device did not declare.
+     */
+    int (*fd_watch_group)(void *hctx, uint32_t group, int fd, uint32_t events,
+                          uint64_t token);
 
     /* Append new services here (minor bump). */
 } nimbus_host_api;
