@@ -386,6 +386,17 @@ static void bar_io(void *opaque, uint32_t bar, uint64_t off, void *data, uint32_
         memset(data, 0, len);
     if (bar != 0 || !d->state)
         return;
+    if (off >= VPCI_NOTIFY_OFF && off < VPCI_NOTIFY_OFF + VPCI_REGION_SIZE) {
+        /*
+         * A notify KVM did not catch (no ioeventfd, or an odd width).  The
+         * kick fds never change, so no lock: a vCPU must not wait for an I/O
+         * thread's batch just to ring a doorbell.
+         */
+        uint64_t qi = (off - VPCI_NOTIFY_OFF) / VPCI_NOTIFY_MULT;
+        if (is_write && qi < v->nq)
+            kick(&v->q[qi]);
+        return;
+    }
     device_lock(d);
     if (off < VPCI_COMMON_OFF + VPCI_REGION_SIZE) {
         common_access(v, off - VPCI_COMMON_OFF, data, len, is_write);
@@ -407,11 +418,6 @@ static void bar_io(void *opaque, uint32_t bar, uint64_t off, void *data, uint32_
             if (!is_write)
                 memset(data, 0, len);
         }
-    } else if (off < VPCI_NOTIFY_OFF + VPCI_REGION_SIZE) {
-        /* A notify that KVM did not catch (no ioeventfd, or an odd width). */
-        uint64_t qi = (off - VPCI_NOTIFY_OFF) / VPCI_NOTIFY_MULT;
-        if (is_write && qi < v->nq)
-            kick(&v->q[qi]);
     }
     device_unlock(d);
 }
