@@ -56,6 +56,7 @@ RUN set -eu; \
         libclang-rt-14-dev \
         libcjson-dev \
         libcmocka-dev \
+        libmnl-dev \
         liburing-dev \
         libseccomp-dev \
         libslirp-dev \

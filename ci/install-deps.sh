@@ -6,12 +6,12 @@ set -eu
 PKGS="
 build-essential cmake ninja-build pkg-config git ca-certificates file
 clang-14 llvm-14 libclang-rt-14-dev afl++
-libcmocka-dev liburing-dev libseccomp-dev libcjson-dev libslirp-dev
+libcmocka-dev liburing-dev libseccomp-dev libcjson-dev libslirp-dev libmnl-dev
 acpica-tools
 qemu-system-x86 busybox-static cpio kmod e2fsprogs xz-utils zstd
 python3 python3-pytest
 podman runc catatonit debootstrap mmdebstrap
-iproute2 procps strace util-linux
+iproute2 procps strace util-linux ethtool
 "
 
 missing=""

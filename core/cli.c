@@ -9,6 +9,7 @@
  */
 #include "cli.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 
 #include "cli_opts.h"
 #include "layout.h"
+#include "net/net_addr.h"
 
 #define CLI_MAX_VCPUS 1024u
 #define CLI_MIN_MEMORY (32ull << 20)
@@ -42,6 +44,15 @@
 /* virtio-blk VIRTIO_BLK_T_GET_ID returns at most 20 bytes. */
 #define CLI_MAX_DISK_SERIAL 20u
 #define CLI_DEFAULT_RNG "/dev/urandom"
+/* --net: RFC 791's minimum; the 16-bit IP total length. */
+#define CLI_NET_MIN_MTU 68u
+#define CLI_NET_MAX_MTU 65535u
+#define CLI_NET_MIN_QUEUE_SIZE 64u
+#define CLI_NET_MAX_QUEUE_SIZE 1024u
+#define CLI_NET_DEFAULT_QUEUE_SIZE 256u
+/* Cloud Hypervisor's mask when only ip= is given. */
+#define CLI_NET_DEFAULT_MASK "255.255.255.0"
+#define CLI_NET_IFNAME_MAX 15u /* IFNAMSIZ - 1 */
 
 struct cli_state {
     struct vm_config *cfg;
@@ -414,6 +425,282 @@ out:
     return r;
 }
 
+/* ---- --net ----------------------------------------------------------------- */
+
+/*
+ * The items of a list value, "[a,b,c]" or a lone "a", split in place.
+ * Returns their number, -1 for an empty item, -2 for more than max.
+ */
+static int list_items(char *v, char **items, int max)
+{
+    size_t n = strlen(v);
+    if (n >= 2 && v[0] == '[' && v[n - 1] == ']') {
+        v[n - 1] = '\0';
+        v++;
+    }
+    int k = 0;
+    for (;;) {
+        char *comma = strchr(v, ',');
+        if (comma)
+            *comma = '\0';
+        if (*v == '\0')
+            return -1;
+        if (k == max)
+            return -2;
+        items[k++] = v;
+        if (!comma)
+            return k;
+        v = comma + 1;
+    }
+}
+
+static enum cli_result net_mac(struct cli_state *st, const char *ctx,
+                               const struct cli_opts *o, const char *key, uint8_t mac[6],
+                               int *given)
+{
+    const struct cli_opt *it = cli_opts_find(o, key);
+    if (!it)
+        return CLI_OK;
+    if (net_parse_mac(it->value, mac) < 0)
+        return fail(st, ctx, "%s '%s' is not a MAC address (expected six hex pairs "
+                    "such as 52:54:00:12:34:56)", key, it->value);
+    if (!net_mac_is_unicast(mac))
+        return fail(st, ctx, "%s '%s' is a multicast address (the lowest bit of the "
+                    "first byte must be 0)", key, it->value);
+    if (net_mac_is_zero(mac))
+        return fail(st, ctx, "%s '%s' is all zeros", key, it->value);
+    *given = 1;
+    return CLI_OK;
+}
+
+static enum cli_result net_addrs(struct cli_state *st, const char *ctx,
+                                 const struct cli_opts *o, const char *val,
+                                 struct net_config *n)
+{
+    const struct cli_opt *ip = cli_opts_find(o, "ip");
+    const struct cli_opt *mask = cli_opts_find(o, "mask");
+    if (mask && !ip)
+        return fail(st, ctx, "mask= needs ip= in '%s'", val);
+    if (!ip)
+        return CLI_OK;
+    if (net_parse_ipv4(ip->value, &n->ip) < 0)
+        return fail(st, ctx, "ip '%s' is not an IPv4 address (expected a dotted quad such "
+                    "as 192.168.249.1)", ip->value);
+    uint32_t first = ntohl(n->ip) >> 24;
+    if (n->ip == 0 || first >= 224)
+        return fail(st, ctx, "ip '%s' cannot be a host address", ip->value);
+    const char *m = mask ? mask->value : CLI_NET_DEFAULT_MASK;
+    if (net_parse_ipv4(m, &n->mask) < 0)
+        return fail(st, ctx, "mask '%s' is not a dotted quad such as 255.255.255.0", m);
+    if (net_mask_prefix(n->mask) < 1)
+        return fail(st, ctx, "mask '%s' is not a netmask (contiguous ones from the left, "
+                    "at least one)", m);
+    n->ip_given = 1;
+    n->mask_given = mask != NULL;
+    return CLI_OK;
+}
+
+/* Linux accepts more, but these names need no quoting anywhere. */
+static int tap_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > CLI_NET_IFNAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return 0;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static int fd_in_use(const struct vm_config *cfg, int fd)
+{
+    for (uint32_t i = 0; i < cfg->nnets; i++)
+        for (uint32_t j = 0; j < cfg->nets[i].nfds; j++)
+            if (cfg->nets[i].fds[j] == fd)
+                return 1;
+    return 0;
+}
+
+static enum cli_result net_fds(struct cli_state *st, const char *ctx, const char *list,
+                               struct net_config *n)
+{
+    char *copy = strdup(list);
+    char *items[CONFIG_MAX_NET_FDS];
+    if (!copy)
+        return fail(st, ctx, "out of memory");
+    enum cli_result r = CLI_OK;
+    int k = list_items(copy, items, CONFIG_MAX_NET_FDS);
+    if (k == -1)
+        r = fail(st, ctx, "empty item in fd list '%s'", list);
+    else if (k == -2)
+        r = fail(st, ctx, "fd list '%s' has more than %d fds", list, CONFIG_MAX_NET_FDS);
+    for (int i = 0; r == CLI_OK && i < k; i++) {
+        uint32_t fd;
+        if (cli_parse_u32(items[i], &fd) < 0 || fd > INT32_MAX) {
+            r = fail(st, ctx, "fd '%s' in '%s' is not a non-negative integer", items[i], list);
+        } else if (fd_in_use(st->cfg, (int)fd)) {
+            r = fail(st, ctx, "fd %u is given twice", fd);
+        } else {
+            n->fds[n->nfds++] = (int)fd;
+        }
+    }
+    free(copy);
+    return r;
+}
+
+static enum cli_result net_hostfwd(struct cli_state *st, const char *ctx, const char *list,
+                                   struct net_config *n)
+{
+    char *copy = strdup(list);
+    char *items[CONFIG_MAX_HOSTFWD];
+    if (!copy)
+        return fail(st, ctx, "out of memory");
+    enum cli_result r = CLI_OK;
+    int k = list_items(copy, items, CONFIG_MAX_HOSTFWD);
+    if (k == -1)
+        r = fail(st, ctx, "empty rule in hostfwd '%s'", list);
+    else if (k == -2)
+        r = fail(st, ctx, "hostfwd '%s' has more than %d rules", list, CONFIG_MAX_HOSTFWD);
+    for (int i = 0; r == CLI_OK && i < k; i++) {
+        char why[96];
+        if (net_hostfwd_check(items[i], why, sizeof(why)) < 0) {
+            r = fail(st, ctx, "bad hostfwd rule '%s': %s", items[i], why);
+        } else if (!(n->hostfwd[n->nhostfwd] = strdup(items[i]))) {
+            r = fail(st, ctx, "out of memory");
+        } else {
+            n->nhostfwd++;
+        }
+    }
+    free(copy);
+    return r;
+}
+
+/* Whatever user=on rules out, then the tap side. */
+static enum cli_result net_backend(struct cli_state *st, const char *ctx,
+                                   const struct cli_opts *o, const char *val,
+                                   struct net_config *n)
+{
+    static const char *const tap_only[] = { "tap", "fd", "ip", "mask", "host_mac" };
+    const struct cli_opt *tap = cli_opts_find(o, "tap");
+    const struct cli_opt *fd = cli_opts_find(o, "fd");
+    const struct cli_opt *fwd = cli_opts_find(o, "hostfwd");
+    if (n->user) {
+        for (size_t i = 0; i < sizeof(tap_only) / sizeof(tap_only[0]); i++) {
+            const struct cli_opt *it = cli_opts_find(o, tap_only[i]);
+            if (it)
+                return fail(st, ctx, "user=on cannot be combined with '%s'", it->raw);
+        }
+        const struct cli_opt *nq = cli_opts_find(o, "num_queues");
+        if (nq && n->num_queues != 2)
+            return fail(st, ctx, "user=on serves one queue pair, so num_queues must be 2, "
+                        "got '%s'", nq->value);
+        n->num_queues = 2;
+        return fwd ? net_hostfwd(st, ctx, fwd->value, n) : CLI_OK;
+    }
+    if (fwd)
+        return fail(st, ctx, "hostfwd= needs user=on, in '%s'", val);
+    if (tap && tap->value[0]) {
+        if (fd)
+            return fail(st, ctx, "tap= and fd= cannot be used together in '%s'", val);
+        if (!tap_name_ok(tap->value))
+            return fail(st, ctx, "tap name '%s' is not valid (1-%u characters of A-Z a-z "
+                        "0-9 . _ -)", tap->value, CLI_NET_IFNAME_MAX);
+        for (uint32_t i = 0; i + 1 < st->cfg->nnets; i++)
+            if (st->cfg->nets[i].tap && strcmp(st->cfg->nets[i].tap, tap->value) == 0)
+                return fail(st, ctx, "tap '%s' is used by another --net", tap->value);
+        if (!(n->tap = strdup(tap->value)))
+            return fail(st, ctx, "out of memory");
+    }
+    if (net_addrs(st, ctx, o, val, n) != CLI_OK ||
+        net_mac(st, ctx, o, "host_mac", n->host_mac, &n->host_mac_given) != CLI_OK)
+        return CLI_ERROR;
+    if (!fd) {
+        if (!n->num_queues)
+            n->num_queues = 2;
+        return CLI_OK;
+    }
+    if (net_fds(st, ctx, fd->value, n) != CLI_OK)
+        return CLI_ERROR;
+    if (n->num_queues && n->num_queues != 2 * n->nfds)
+        return fail(st, ctx, "fd '%s' gives %u fd%s but num_queues=%u needs %u (one per "
+                    "queue pair)", fd->value, n->nfds, n->nfds == 1 ? "" : "s",
+                    n->num_queues, n->num_queues / 2);
+    n->num_queues = 2 * n->nfds;
+    return CLI_OK;
+}
+
+static enum cli_result net_fill(struct cli_state *st, const char *ctx,
+                                const struct cli_opts *o, const char *val,
+                                struct net_config *n)
+{
+    struct cli_err e = errsink(st, ctx);
+    if (cli_opts_get_bool(o, "user", &n->user, &e) < 0 ||
+        cli_opts_get_bool(o, "offload_tso", &n->offload_tso, &e) < 0 ||
+        cli_opts_get_bool(o, "offload_ufo", &n->offload_ufo, &e) < 0 ||
+        cli_opts_get_bool(o, "offload_csum", &n->offload_csum, &e) < 0 ||
+        cli_opts_get_u32(o, "mtu", CLI_NET_MIN_MTU, CLI_NET_MAX_MTU, &n->mtu, &e) < 0 ||
+        cli_opts_get_u32(o, "num_queues", 2, CONFIG_MAX_NET_QUEUES, &n->num_queues, &e) < 0 ||
+        cli_opts_get_u32(o, "queue_size", CLI_NET_MIN_QUEUE_SIZE, CLI_NET_MAX_QUEUE_SIZE,
+                         &n->queue_size, &e) < 0)
+        return CLI_ERROR;
+    if (n->num_queues % 2)
+        return fail(st, ctx, "num_queues must be even (an rx and a tx queue per pair), "
+                    "got '%s'", cli_opts_find(o, "num_queues")->value);
+    if (n->queue_size & (n->queue_size - 1))
+        return fail(st, ctx, "queue_size must be a power of two, got '%s'",
+                    cli_opts_find(o, "queue_size")->value);
+    if (net_mac(st, ctx, o, "mac", n->mac, &n->mac_given) != CLI_OK)
+        return CLI_ERROR;
+
+    const struct cli_opt *id = cli_opts_find(o, "id");
+    if (id) {
+        /* Plugin options are split on ',' (and hostfwd rules on ';'). */
+        if (strpbrk(id->value, ",;"))
+            return fail(st, ctx, "id '%s' must not contain ',' or ';'", id->value);
+        for (uint32_t i = 0; i + 1 < st->cfg->nnets; i++)
+            if (st->cfg->nets[i].id && strcmp(st->cfg->nets[i].id, id->value) == 0)
+                return fail(st, ctx, "duplicate id '%s'", id->value);
+        if (!(n->id = strdup(id->value)))
+            return fail(st, ctx, "out of memory");
+    }
+    return net_backend(st, ctx, o, val, n);
+}
+
+static enum cli_result opt_net(struct cli_state *st, const char *ctx, const char *val)
+{
+    static const struct cli_opt_spec spec[] = {
+        { "tap", CLI_OPT_EMPTY_OK },
+        { "ip", CLI_OPT_VALUE },
+        { "mask", CLI_OPT_VALUE },
+        { "mac", CLI_OPT_VALUE },
+        { "host_mac", CLI_OPT_VALUE },
+        { "mtu", CLI_OPT_VALUE },
+        { "num_queues", CLI_OPT_VALUE },
+        { "queue_size", CLI_OPT_VALUE },
+        { "fd", CLI_OPT_VALUE },
+        { "id", CLI_OPT_VALUE },
+        { "offload_tso", CLI_OPT_VALUE },
+        { "offload_ufo", CLI_OPT_VALUE },
+        { "offload_csum", CLI_OPT_VALUE },
+        { "user", CLI_OPT_VALUE },
+        { "hostfwd", CLI_OPT_VALUE },
+        { NULL, CLI_OPT_VALUE },
+    };
+    struct vm_config *cfg = st->cfg;
+    if (cfg->nnets >= CONFIG_MAX_NETS)
+        return fail(st, ctx, "too many networks (at most %d), at '%s'", CONFIG_MAX_NETS, val);
+
+    struct cli_err e = errsink(st, ctx);
+    struct cli_opts o;
+    if (cli_opts_parse(&o, val, spec, &e) < 0)
+        return CLI_ERROR;
+    /* Count it first so config_free releases whatever gets filled. */
+    struct net_config *n = &cfg->nets[cfg->nnets++];
+    memset(n, 0, sizeof(*n));
+    n->queue_size = CLI_NET_DEFAULT_QUEUE_SIZE;
+    n->offload_tso = n->offload_ufo = n->offload_csum = 1;
+    enum cli_result r = net_fill(st, ctx, &o, val, n);
+    cli_opts_free(&o);
+    return r;
+}
+
 static enum cli_result opt_rng(struct cli_state *st, const char *ctx, const char *val)
 {
     static const struct cli_opt_spec spec[] = {
@@ -528,6 +815,7 @@ static const struct opt_def options[] = {
     { "--serial", 0, ARG_ONE, opt_serial },
     { "--console", 0, ARG_ONE, opt_console },
     { "--disk", 0, ARG_MANY, opt_disk },
+    { "--net", 0, ARG_MANY, opt_net },
     { "--rng", 0, ARG_OPTIONAL, opt_rng },
     { "--device", 0, ARG_MANY, opt_device },
     { "--log-file", 0, ARG_ONE, opt_log_file },
@@ -577,6 +865,25 @@ static void print_help(FILE *out)
 "          virtio-blk disk, at most %d. num_queues 1-%u, queue_size a power of\n"
 "          two up to %u, serial at most %u bytes, ids unique.\n"
 "          [default: readonly=off,direct=off,num_queues=<boot_vcpus>,queue_size=%u]\n"
+"      --net tap=<if_name>,ip=<ip_addr>,mask=<net_mask>,mac=<mac_addr>,"
+"host_mac=<mac_addr>,mtu=<mtu>,num_queues=<n>,queue_size=<size>,"
+"fd=[<fd1>,<fd2>...],id=<device_id>,offload_tso=on|off,offload_ufo=on|off,"
+"offload_csum=on|off [multiple]\n"
+"      --net user=on,hostfwd=[<rule>,...],mac=<mac_addr>,id=<device_id>,"
+"queue_size=<size> [multiple]\n"
+"          virtio-net, at most %d. A tap: tap= empty or absent creates one the\n"
+"          kernel names vmtapN (CAP_NET_ADMIN; it disappears when nimbus ends),\n"
+"          a name attaches to that tap or creates it, fd= hands over open tap\n"
+"          queues (IFF_VNET_HDR, one per pair). ip/mask (default mask %s)\n"
+"          and host_mac configure the host side, which is brought up. mtu %u-%u;\n"
+"          num_queues even, 2-%d (two per queue pair; with fd= two per fd);\n"
+"          queue_size a power of two, %u-%u; mac defaults to a random\n"
+"          52:xx:xx:xx:xx:xx. user=on: user-mode networking (no privileges;\n"
+"          guest 10.0.2.15, gateway and host loopback 10.0.2.2, DNS 10.0.2.3),\n"
+"          one queue pair, hostfwd rules [tcp|udp]:[hostaddr]:hostport-\n"
+"          [guestaddr]:guestport (at most %d).\n"
+"          [default: num_queues=2,queue_size=%u,offload_tso=on,offload_ufo=on,\n"
+"          offload_csum=on]\n"
 "      --rng [src=<entropy_source_path>]\n"
 "          Enable virtio-rng. [default: src=%s]\n"
 "      --device plugin=<path_or_name>[,<key>=<value>...] [multiple]\n"
@@ -605,8 +912,10 @@ static void print_help(FILE *out)
             NIMBUS_VERSION, (unsigned long long)LAYOUT_CMDLINE_MAX - 1, CLI_MAX_VCPUS,
             CLI_MIN_PHYS_BITS, CLI_MAX_PHYS_BITS, CLI_MIN_MEMORY >> 20, CONFIG_MAX_DISKS,
             CLI_MAX_DISK_QUEUES, CLI_MAX_QUEUE_SIZE, CLI_MAX_DISK_SERIAL,
-            CLI_DEFAULT_DISK_QUEUE_SIZE, CLI_DEFAULT_RNG,
-            CONFIG_MAX_DEVICES);
+            CLI_DEFAULT_DISK_QUEUE_SIZE, CONFIG_MAX_NETS, CLI_NET_DEFAULT_MASK,
+            CLI_NET_MIN_MTU, CLI_NET_MAX_MTU, CONFIG_MAX_NET_QUEUES, CLI_NET_MIN_QUEUE_SIZE,
+            CLI_NET_MAX_QUEUE_SIZE, CONFIG_MAX_HOSTFWD, CLI_NET_DEFAULT_QUEUE_SIZE,
+            CLI_DEFAULT_RNG, CONFIG_MAX_DEVICES);
 }
 
 /* ---- whole-config checks ----------------------------------------------- */

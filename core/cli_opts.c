@@ -87,7 +87,7 @@ static int check_item(const struct cli_opts *o, const struct cli_opt *it,
         cli_err_set(e, "'%s' takes no value, got '%s' in '%s'", it->key, it->raw, s);
         return -1;
     }
-    if (sp->kind == CLI_OPT_VALUE && !it->value) {
+    if (sp->kind != CLI_OPT_FLAG && !it->value) {
         cli_err_set(e, "'%s' needs a value (%s=...) in '%s'", it->key, it->key, s);
         return -1;
     }

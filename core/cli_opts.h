@@ -33,6 +33,7 @@ void cli_err_vset(const struct cli_err *e, const char *fmt, va_list ap)
 enum cli_opt_kind {
     CLI_OPT_VALUE, /* must be written key=value, value non-empty */
     CLI_OPT_FLAG,  /* must be written bare: "tty", "off" */
+    CLI_OPT_EMPTY_OK, /* key=value where the value may be empty: "tap=" */
 };
 
 struct cli_opt_spec {

@@ -35,6 +35,12 @@ void config_free(struct vm_config *cfg)
         free(cfg->disks[i].id);
         free(cfg->disks[i].serial);
     }
+    for (uint32_t i = 0; i < cfg->nnets; i++) {
+        free(cfg->nets[i].tap);
+        free(cfg->nets[i].id);
+        for (uint32_t j = 0; j < cfg->nets[i].nhostfwd; j++)
+            free(cfg->nets[i].hostfwd[j]);
+    }
     free(cfg->rng.src);
     free(cfg->log_file);
     free(cfg->plugin_dir);

@@ -6,6 +6,10 @@
 
 #define CONFIG_MAX_DEVICES 32
 #define CONFIG_MAX_DISKS 16
+#define CONFIG_MAX_NETS 16
+#define CONFIG_MAX_NET_QUEUES 32 /* virtqueues: 16 rx/tx pairs */
+#define CONFIG_MAX_NET_FDS (CONFIG_MAX_NET_QUEUES / 2)
+#define CONFIG_MAX_HOSTFWD 16
 
 enum chr_mode { CHR_OFF = 0, CHR_NULL, CHR_TTY, CHR_FILE, CHR_PTY };
 
@@ -45,6 +49,27 @@ struct disk_config {  /* issue 4; parsed now so the CLI shape is fixed */
     char *serial;
 };
 
+/* --net: a tap (created, attached by name, or given as fds) or user=on. */
+struct net_config {
+    char *tap;               /* tap=; NULL or "" lets the kernel name it vmtap%d */
+    uint32_t ip, mask;       /* host side of the tap, network byte order */
+    int ip_given, mask_given;
+    uint8_t mac[6];          /* guest MAC; random when !mac_given (filled by the VM) */
+    int mac_given;
+    uint8_t host_mac[6];     /* the tap's own MAC */
+    int host_mac_given;
+    uint32_t mtu;            /* 0: leave the tap's MTU, offer none to the guest */
+    uint32_t num_queues;     /* virtqueues, 2 per rx/tx pair */
+    uint32_t queue_size;
+    int fds[CONFIG_MAX_NET_FDS]; /* fd=: one open tap queue per pair */
+    uint32_t nfds;
+    char *id;
+    int offload_tso, offload_ufo, offload_csum;
+    int user;                /* user=on: libslirp in the plugin */
+    char *hostfwd[CONFIG_MAX_HOSTFWD]; /* QEMU syntax, checked */
+    uint32_t nhostfwd;
+};
+
 struct rng_config {
     int enabled;
     char *src;
@@ -63,6 +88,8 @@ struct vm_config {
     uint32_t ndevices;
     struct disk_config disks[CONFIG_MAX_DISKS];
     uint32_t ndisks;
+    struct net_config nets[CONFIG_MAX_NETS];
+    uint32_t nnets;
     struct rng_config rng;
     int verbosity;    /* count of -v: 0 warn, 1 info, 2 debug, 3+ trace */
     char *log_file;

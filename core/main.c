@@ -60,10 +60,15 @@ int main(int argc, char **argv)
     struct vm vm;
     int status = 1;
     if (vm_create(&vm, &cfg, err, sizeof(err)) < 0 || vm_boot(&vm, err, sizeof(err)) < 0) {
-        log_error("%s", err);
+        /* Some settings (--net taps) can only be judged while building the VM. */
+        status = vm.config_error ? 2 : 1;
+        if (vm.config_error)
+            fprintf(stderr, "nimbus: error: %s\n", err);
+        else
+            log_error("%s", err);
         vm_destroy(&vm);
         config_free(&cfg);
-        return 1;
+        return status;
     }
     enum vm_exit why = vm_wait(&vm);
     switch (why) {

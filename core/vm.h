@@ -58,6 +58,7 @@ struct vm {
     enum vm_state state;
     enum vm_exit exit_reason;
     int exit_signal;
+    int config_error;             /* vm_create failed on bad configuration: exit 2 */
     int signal_fd;
     uint32_t vcpus_paused;
 };

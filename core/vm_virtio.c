@@ -1,7 +1,8 @@
 /*
  * The PCI side of the machine: the host bridge with its windows and KVM
  * MSI routing, and the virtio devices the command line asks for (disks,
- * console, entropy), each a plugin behind the core's virtio-pci transport.
+ * networks, console, entropy), each a plugin behind the core's virtio-pci
+ * transport.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +11,9 @@
 
 #include "layout.h"
 #include "log.h"
+#include "net/net_addr.h"
+#include "net/net_opts.h"
+#include "net/tap.h"
 #include "pci/msi_kvm.h"
 #include "pci/pci.h"
 #include "vm.h"
@@ -118,12 +122,84 @@ static int add_disk(struct vm *vm, const struct disk_config *dc, char *err, size
     return 0;
 }
 
+/*
+ * --net: open or check the tap queues, hand them to the virtio_net plugin
+ * (which dup()s them) and close our copies of the taps opened here; fds the
+ * user passed stay theirs.  Every failure is a --net error: exit status 2.
+ * A tap created here is non-persistent, so an error after it was made, here
+ * or later in vm_create, removes it with the last fd.
+ */
+static int add_net(struct vm *vm, struct net_config *nc, char *err, size_t errlen)
+{
+    int fds[CONFIG_MAX_NET_FDS];
+    uint32_t nfds = 0, own = 0, npairs = nc->num_queues / 2;
+    char e2[512], opts[8192];
+    vm->config_error = 1;
+    if (!nc->mac_given) {
+        char mac[NET_MAC_STRLEN];
+        int r = net_random_mac(nc->mac);
+        if (r < 0) {
+            snprintf(err, errlen, "--net: cannot draw a random MAC: %s", strerror(-r));
+            return -1;
+        }
+        net_format_mac(nc->mac, mac);
+        log_info("--net: no mac given, using %s", mac);
+    }
+    if (!nc->user) {
+        char ifname[IFNAMSIZ] = "";
+        int created = 0, r;
+        if (nc->nfds) {
+            nfds = nc->nfds;
+            memcpy(fds, nc->fds, nfds * sizeof(fds[0]));
+            r = tap_check_fds(fds, nfds, ifname, e2, sizeof(e2));
+        } else {
+            r = tap_open(nc->tap, npairs, fds, ifname, &created, e2, sizeof(e2));
+            if (r == 0)
+                own = nfds = npairs;
+        }
+        if (r == 0) {
+            /* A tap handed over as fds is left as it is unless asked. */
+            struct tap_link l = {
+                .mac = nc->host_mac_given ? nc->host_mac : NULL,
+                .mtu = nc->mtu,
+                .ip = nc->ip_given ? nc->ip : 0,
+                .prefix = net_mask_prefix(nc->mask),
+                .up = !nc->nfds || nc->ip_given || nc->mtu || nc->host_mac_given,
+            };
+            r = tap_configure(ifname, &l, e2, sizeof(e2));
+        }
+        if (r < 0) {
+            snprintf(err, errlen, "--net: %s", e2);
+            tap_close(fds, own);
+            return -1;
+        }
+        log_info("--net: tap %s (%u queue pair%s%s)", ifname, npairs, npairs == 1 ? "" : "s",
+                 created ? ", created" : "");
+    }
+    if (net_plugin_options(nc, fds, nfds, opts, sizeof(opts)) < 0) {
+        snprintf(err, errlen, "--net: id '%.32s...' is too long", nc->id ? nc->id : "");
+        tap_close(fds, own);
+        return -1;
+    }
+    int r = vm_add_device(vm, "virtio_net", opts, NULL, e2, sizeof(e2));
+    tap_close(fds, own);
+    if (r < 0) {
+        snprintf(err, errlen, "--net: %s", e2);
+        return -1;
+    }
+    vm->config_error = 0;
+    return 0;
+}
+
 int vm_add_virtio_devices(struct vm *vm, char *err, size_t errlen)
 {
-    const struct vm_config *cfg = vm->cfg;
+    struct vm_config *cfg = vm->cfg;
     char e2[512];
     for (uint32_t i = 0; i < cfg->ndisks; i++)
         if (add_disk(vm, &cfg->disks[i], err, errlen) < 0)
+            return -1;
+    for (uint32_t i = 0; i < cfg->nnets; i++)
+        if (add_net(vm, &cfg->nets[i], err, errlen) < 0)
             return -1;
     if (cfg->console.mode != CHR_OFF) {
         vm->console = chr_open_named(&cfg->console, "console", vm->el, e2, sizeof(e2));

@@ -241,6 +241,19 @@ def cli_seeds():
         "errors": argv("--memory", "size=12Q", "--cpus", "boot=0", "--bogus", "--kernel"),
         "sizes": argv("--memory=size=4096K", "512M", "2G", "1T", "0x1000", "18446744073709551615"),
         "serial-file": argv("--kernel", "/dev/null", "--serial", "file=/nonexistent-dir/x", "--rng"),
+        # --net is only parsed here: taps are opened while building a VM, never by cli_parse.
+        "net-tap": argv("--kernel", "/dev/null", "--net",
+                        "tap=,mac=52:54:00:12:34:56,ip=192.168.249.1,mask=255.255.255.0",
+                        "tap=vmtap7,host_mac=52:54:00:ab:cd:ef,mtu=9000,num_queues=4,"
+                        "queue_size=1024,id=n0,offload_tso=off,offload_ufo=on,offload_csum=off"),
+        "net-fd": argv("--kernel", "/dev/null", "--net=fd=[3,4],num_queues=4", "--net", "fd=5",
+                       "tap=,fd=[6,7,8]"),
+        "net-user": argv("--kernel", "/dev/null", "--net",
+                         "user=on,hostfwd=[tcp:127.0.0.1:2222-:22,udp::5353-10.0.2.15:53],"
+                         "mac=52:00:00:00:00:01,id=u0,queue_size=64", "user=on,hostfwd=::8080-:80"),
+        "net-errors": argv("--kernel", "/dev/null", "--net", "mac=01:00:5e:00:00:01",
+                           "ip=10.0.0.1,mask=255.0.255.0", "fd=[3,x],num_queues=3",
+                           "user=on,tap=t0,hostfwd=sctp::0-:99999"),
     }
 
 
@@ -532,6 +545,70 @@ def rng_seeds():
     return s
 
 
+def net_seeds():
+    """Queues rx0 0, tx0 1, rx1 2, tx1 3, ctrl 4; op 11 writes a datagram into a pair's socket."""
+    feats = F_VERSION_1 | F_EVENT_IDX | F_INDIRECT | 0xffffff
+    s = {}
+
+    def hdr(flags=0, gso=0, hdr_len=0, gso_size=0, cstart=0, coff=0):
+        return struct.pack("<BBHHHHH", flags, gso, hdr_len, gso_size, cstart, coff, 0)
+
+    def frame(n, seed=0):
+        return b"\xff" * 6 + b"\x52\x54\x00\x12\x34\x56\x08\x00" + bytes((i * 13 + seed) & 0xff for i in range(n - 14))
+
+    def net_in(pair, data, pad_kib=0):
+        sel = pair | (2 | (pad_kib << 2) if pad_kib else 0)
+        return bytes([V_CHR_INPUT, sel, len(data)]) + data
+
+    def tx(pair, pkt):
+        return v_add(2 * pair + 1, [v_seg_fresh(len(pkt), fill=pkt)])
+
+    def rxbuf(pair, ln=1526, shape=0):
+        return v_add(2 * pair, [v_seg_fresh(ln, True)], shape)
+
+    def ctrl(cmd):
+        return v_add(4, [v_seg_fresh(len(cmd), fill=cmd), v_seg_fresh(1, True)])
+
+    pkt = hdr() + frame(50)
+    s["tx"] = (v_header(feats) + tx(0, pkt) + tx(0, hdr(1, 0, 0, 0, 34, 6) + frame(50, 1)) +
+               v_add(1, [v_seg_fresh(5, fill=pkt[:5]), v_seg_fresh(59, fill=pkt[5:])]) +
+               v_add(1, [v_seg_fresh(20, fill=pkt[:20]), v_seg_fresh(44, fill=pkt[20:])], V_INDIRECT) +
+               V_WAIT_USED)
+    s["tx-gso"] = (v_header(feats) + tx(0, hdr(1, 1, 42, 1448, 34, 6) + frame(50)) +
+                   tx(0, hdr(1, 3, 42, 1448, 34, 6) + frame(50)) + tx(0, hdr(1, 0x84, 42, 1448, 34, 6) + frame(50)) +
+                   V_WAIT_USED)
+    s["tx-hostile"] = (v_header(feats) + tx(0, hdr(1, 5, 42, 1448, 34, 6) + frame(50)) +
+                       tx(0, hdr(1, 4, 42, 0, 34, 6) + frame(50)) + tx(0, hdr(0, 4, 42, 1448) + frame(50)) +
+                       tx(0, hdr(0x80) + frame(50)) + tx(0, hdr(1, 4, 42, 1448, 34, 6) + frame(30)) +
+                       tx(0, hdr(1, 0, 0, 0, 60, 10) + frame(50)) + tx(0, hdr(0, 0x80) + frame(50)) +
+                       tx(0, pkt[:8]) + v_add(1, [v_seg_fresh(64, fill=pkt), v_seg_fresh(64, True)]) +
+                       V_WAIT_USED + v_reset(11) + tx(0, hdr(1, 1, 42, 1448, 34, 6) + frame(50)) +
+                       v_reset(13) + tx(0, hdr(1, 0x84, 42, 1448, 34, 6) + frame(50)) + v_reset(0) +
+                       tx(0, hdr(1, 0, 0, 0, 34, 6) + frame(50)) + V_WAIT_USED)
+    big = v_add(1, [v_seg_fresh(1000, fill=pkt), v_seg_fresh(4000)], V_NO_KICK)
+    s["tx-full"] = (v_header(feats, 6) + big * 20 + v_kick(1) + bytes([V_POLL, 1]) + v_kick(1) + V_WAIT_USED +
+                    v_add(1, [v_seg_fresh(4096)] * 8) + V_WAIT_USED)
+    s["rx"] = (v_header(feats) + rxbuf(0) + rxbuf(0, 64) + net_in(0, pkt) + net_in(0, hdr() + b"x") +
+               net_in(0, b"") + bytes([V_POLL, 1]) + net_in(0, pkt) + V_WAIT_USED)
+    s["rx-mergeable"] = (v_header(feats, 6) + b"".join(rxbuf(0, 1526, V_NO_KICK) for _ in range(6)) +
+                         v_kick(0) + net_in(0, pkt, 16) + bytes([V_POLL, 1]) +
+                         b"".join(rxbuf(0, 1526) for _ in range(8)) + V_WAIT_USED)
+    s["rx-no-mrg"] = (v_header(feats & ~(1 << 15)) + rxbuf(0) + net_in(0, pkt, 2) + bytes([V_POLL, 1]) +
+                      net_in(0, pkt) + V_WAIT_USED)
+    s["rx-no-buffers"] = (v_header(feats) + net_in(0, pkt) + bytes([V_POLL, 1]) + rxbuf(0) + V_WAIT_USED)
+    s["ctrl-pairs"] = (v_header(feats) + rxbuf(1) + net_in(1, pkt) + ctrl(b"\x04\x00\x02\x00") +
+                       bytes([V_POLL, 1]) + tx(1, pkt) + ctrl(b"\x04\x00\x03\x00") + ctrl(b"\x04\x00\x01\x00") +
+                       V_WAIT_USED + v_reset(22) + ctrl(b"\x04\x00\x02\x00") + V_WAIT_USED)
+    s["ctrl-offloads"] = (v_header(feats) + ctrl(b"\x05\x00" + struct.pack("<Q", 0x182)) +
+                          ctrl(b"\x05\x00" + struct.pack("<Q", 1 << 40)) + ctrl(b"\x05\x00\x00") +
+                          ctrl(b"\x77") + v_cfg_write(0, 0x02, 1) + v_add(4, [v_seg_fresh(1, True)]) + v_add(4, [v_seg_fresh(2, fill=b"\x04\x00")]) +
+                          V_WAIT_USED)
+    s["reset-held"] = (v_header(feats) + rxbuf(0) + rxbuf(0) + net_in(0, pkt, 32) + bytes([V_POLL, 1]) +
+                       b"".join(tx(0, pkt) for _ in range(12)) + v_reset() + rxbuf(0) + net_in(0, pkt) +
+                       V_WAIT_USED)
+    return s
+
+
 # ---- option strings from plugin descriptors -------------------------------------
 class NimbusPlugin(ctypes.Structure):
     _fields_ = [("abi_major", ctypes.c_uint32), ("abi_minor", ctypes.c_uint32),
@@ -606,7 +683,7 @@ def main():
     write_set("fuzz_kernel_loader", loader_seeds())
     write_set("fuzz_virtqueue", virtqueue_seeds())
     virtio = {"virtio_blk": (60, blk_seeds), "virtio_console": (12, console_seeds),
-              "virtio_rng": (0, rng_seeds)}
+              "virtio_net": (12, net_seeds), "virtio_rng": (0, rng_seeds)}
     for name, (cfg, fn) in virtio.items():
         seeds = virtio_common(cfg)
         seeds.update(fn())

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -398,6 +399,161 @@ static void test_disk_limit(void **state)
     free(kernel);
 }
 
+static uint32_t ip4(const char *s)
+{
+    struct in_addr a;
+    assert_int_equal(inet_pton(AF_INET, s, &a), 1);
+    return a.s_addr;
+}
+
+static void assert_mac(const uint8_t *mac, uint8_t a, uint8_t b, uint8_t c, uint8_t d,
+                       uint8_t e, uint8_t f)
+{
+    const uint8_t want[6] = { a, b, c, d, e, f };
+    assert_memory_equal(mac, want, 6);
+}
+
+static void test_nets(void **state)
+{
+    (void)state;
+    struct run r;
+    /* Cloud Hypervisor's test suite form: an empty tap= creates one. */
+    RUN(&r, "--kernel", "@K", "--net",
+        "tap=,mac=12:34:56:78:9a:bc,ip=192.168.249.1,mask=255.255.255.128",
+        "tap=tap0,host_mac=52:54:00:AB:cd:EF,mtu=9000,num_queues=4,queue_size=1024,id=n1,"
+        "offload_tso=off,offload_ufo=false,offload_csum=OFF,ip=10.0.0.1",
+        "--net=fd=[3,4,5],id=n2,queue_size=64", "--net", "fd=7,user=off,mtu=68",
+        "--net", "user=on,hostfwd=[tcp:127.0.0.1:2222-:22,udp::5353-10.0.2.15:53],mac=52:00:00:00:00:01",
+        "user=on,num_queues=2,hostfwd=:0.0.0.0:8080-:80,mtu=65535", "", "--serial", "tty");
+    expect_ok(&r);
+    assert_int_equal(r.cfg.nnets, 7);
+    assert_int_equal(r.cfg.serial.mode, CHR_TTY);
+
+    const struct net_config *n = &r.cfg.nets[0];
+    assert_null(n->tap);
+    assert_true(n->mac_given);
+    assert_mac(n->mac, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc);
+    assert_true(n->ip_given);
+    assert_true(n->mask_given);
+    assert_int_equal(n->ip, ip4("192.168.249.1"));
+    assert_int_equal(n->mask, ip4("255.255.255.128"));
+    assert_false(n->host_mac_given);
+    assert_int_equal(n->mtu, 0);
+    assert_int_equal(n->num_queues, 2);
+    assert_int_equal(n->queue_size, 256);
+    assert_int_equal(n->nfds, 0);
+    assert_null(n->id);
+    assert_true(n->offload_tso && n->offload_ufo && n->offload_csum);
+    assert_false(n->user);
+    assert_int_equal(n->nhostfwd, 0);
+
+    n = &r.cfg.nets[1];
+    assert_string_equal(n->tap, "tap0");
+    assert_false(n->mac_given);
+    assert_true(n->host_mac_given);
+    assert_mac(n->host_mac, 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef);
+    assert_int_equal(n->mtu, 9000);
+    assert_int_equal(n->num_queues, 4);
+    assert_int_equal(n->queue_size, 1024);
+    assert_string_equal(n->id, "n1");
+    assert_false(n->offload_tso || n->offload_ufo || n->offload_csum);
+    /* ip= alone gets Cloud Hypervisor's /24. */
+    assert_int_equal(n->ip, ip4("10.0.0.1"));
+    assert_int_equal(n->mask, ip4("255.255.255.0"));
+    assert_false(n->mask_given);
+
+    n = &r.cfg.nets[2];
+    assert_int_equal(n->nfds, 3);
+    assert_int_equal(n->fds[0], 3);
+    assert_int_equal(n->fds[1], 4);
+    assert_int_equal(n->fds[2], 5);
+    assert_int_equal(n->num_queues, 6); /* two per fd */
+    assert_int_equal(n->queue_size, 64);
+    assert_null(n->tap);
+
+    n = &r.cfg.nets[3];
+    assert_int_equal(n->nfds, 1);
+    assert_int_equal(n->fds[0], 7);
+    assert_int_equal(n->num_queues, 2);
+    assert_int_equal(n->mtu, 68);
+    assert_false(n->user);
+
+    n = &r.cfg.nets[4];
+    assert_true(n->user);
+    assert_int_equal(n->num_queues, 2);
+    assert_int_equal(n->nhostfwd, 2);
+    assert_string_equal(n->hostfwd[0], "tcp:127.0.0.1:2222-:22");
+    assert_string_equal(n->hostfwd[1], "udp::5353-10.0.2.15:53");
+    assert_mac(n->mac, 0x52, 0, 0, 0, 0, 1);
+
+    n = &r.cfg.nets[5];
+    assert_true(n->user);
+    assert_int_equal(n->nhostfwd, 1);
+    assert_string_equal(n->hostfwd[0], ":0.0.0.0:8080-:80");
+    assert_int_equal(n->mtu, 65535);
+
+    /* An empty --net is a created tap with every default. */
+    n = &r.cfg.nets[6];
+    assert_null(n->tap);
+    assert_false(n->user || n->mac_given || n->ip_given);
+    assert_int_equal(n->num_queues, 2);
+    done(&r);
+
+    /* fd= with a matching num_queues, the largest lists, a single hostfwd rule. */
+    RUN(&r, "--kernel", "@K", "--net",
+        "fd=[10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25],num_queues=32",
+        "num_queues=32,tap=a.b_c-D0123456",
+        "user=on,hostfwd=[tcp::1-:1,tcp::2-:2,tcp::3-:3,tcp::4-:4,tcp::5-:5,tcp::6-:6,"
+        "tcp::7-:7,tcp::8-:8,tcp::9-:9,tcp::10-:10,tcp::11-:11,tcp::12-:12,tcp::13-:13,"
+        "tcp::14-:14,tcp::15-:15,udp:255.255.255.255:65535-1.2.3.4:65535]");
+    expect_ok(&r);
+    assert_int_equal(r.cfg.nets[0].nfds, 16);
+    assert_int_equal(r.cfg.nets[0].fds[15], 25);
+    assert_int_equal(r.cfg.nets[0].num_queues, 32);
+    assert_string_equal(r.cfg.nets[1].tap, "a.b_c-D0123456");
+    assert_int_equal(r.cfg.nets[1].num_queues, 32);
+    assert_int_equal(r.cfg.nets[2].nhostfwd, 16);
+    done(&r);
+
+    /* The tap name may be quoted; an empty one with fd= means "the fds' tap". */
+    RUN(&r, "--kernel", "@K", "--net", "tap=\"t1\",mask=255.255.255.252,ip=10.1.1.1",
+        "tap=,fd=[30,31]");
+    expect_ok(&r);
+    assert_string_equal(r.cfg.nets[0].tap, "t1");
+    assert_int_equal(r.cfg.nets[0].mask, ip4("255.255.255.252"));
+    assert_null(r.cfg.nets[1].tap);
+    assert_int_equal(r.cfg.nets[1].num_queues, 4);
+    done(&r);
+}
+
+static void test_net_limit(void **state)
+{
+    (void)state;
+    char *argv[CONFIG_MAX_NETS + 6];
+    char *kernel = expand("@K");
+    int argc = 0;
+    argv[argc++] = "nimbus";
+    argv[argc++] = "--kernel";
+    argv[argc++] = kernel;
+    argv[argc++] = "--net";
+    for (int i = 0; i < CONFIG_MAX_NETS; i++)
+        argv[argc++] = "user=on";
+    argv[argc] = NULL;
+    struct run r;
+    run_argv(&r, argc, argv);
+    expect_ok(&r);
+    assert_int_equal(r.cfg.nnets, CONFIG_MAX_NETS);
+    done(&r);
+    argv[argc++] = "mac=52:54:00:00:00:17";
+    argv[argc] = NULL;
+    run_argv(&r, argc, argv);
+    assert_int_equal(r.rc, CLI_ERROR);
+    assert_non_null(strstr(r.err, "--net: too many networks (at most 16), at "
+                                  "'mac=52:54:00:00:00:17'"));
+    done(&r);
+    free(kernel);
+}
+
 static void test_rng(void **state)
 {
     struct run r;
@@ -512,6 +668,14 @@ static void test_help(void **state)
         "--disk path=<disk_image_path>,readonly=on|off,direct=on|off,"
         "num_queues=<n>,queue_size=<size>,id=<device_id>,serial=<serial_number>",
         "num_queues=<boot_vcpus>,queue_size=256",
+        "--net tap=<if_name>,ip=<ip_addr>,mask=<net_mask>,mac=<mac_addr>,"
+        "host_mac=<mac_addr>,mtu=<mtu>,num_queues=<n>,queue_size=<size>,"
+        "fd=[<fd1>,<fd2>...],id=<device_id>,offload_tso=on|off,offload_ufo=on|off,"
+        "offload_csum=on|off [multiple]",
+        "--net user=on,hostfwd=[<rule>,...]", "vmtapN", "CAP_NET_ADMIN", "mtu 68-65535",
+        "num_queues even, 2-32", "64-1024", "10.0.2.15",
+        "[tcp|udp]:[hostaddr]:hostport-\n          [guestaddr]:guestport",
+        "default: num_queues=2,queue_size=256,offload_tso=on",
         "--rng [src=<entropy_source_path>]", "src=/dev/urandom",
         "--device plugin=<path_or_name>", "-v", "--log-file <PATH>",
         "--plugin-dir <DIR>", "-h, --help", "-V, --version",
@@ -693,6 +857,129 @@ static const struct err_case err_cases[] = {
       "--disk: readonly must be on|off|true|false, got 'maybe'" },
     { { "--kernel", "@K", "--disk", "path=@D0,vhost_user=on" }, "--disk: unknown key 'vhost_user'" },
     { { "--kernel", "@K", "--disk", "path=@D0", "stray=1" }, "--disk: unknown key 'stray' in 'stray=1'" },
+    /* --net */
+    { { "--kernel", "@K", "--net" }, "--net: missing value" },
+    { { "--kernel", "@K", "--net", "bogus=1" }, "--net: unknown key 'bogus' in 'bogus=1'" },
+    { { "--kernel", "@K", "--net", "vhost_user=on" }, "--net: unknown key 'vhost_user'" },
+    { { "--kernel", "@K", "--net", "tap" }, "--net: 'tap' needs a value (tap=...) in 'tap'" },
+    { { "--kernel", "@K", "--net", "mac=" }, "--net: empty value for 'mac' in 'mac='" },
+    { { "--kernel", "@K", "--net", "tap=a,tap=b" }, "--net: duplicate key 'tap'" },
+    { { "--kernel", "@K", "--net", "mac=52:54:00:12:34" },
+      "--net: mac '52:54:00:12:34' is not a MAC address (expected six hex pairs such as "
+      "52:54:00:12:34:56)" },
+    { { "--kernel", "@K", "--net", "mac=52:54:00:12:34:5g" }, "mac '52:54:00:12:34:5g' is not a MAC" },
+    { { "--kernel", "@K", "--net", "mac=52-54-00-12-34-56" }, "mac '52-54-00-12-34-56' is not a MAC" },
+    { { "--kernel", "@K", "--net", "mac=52:54:00:12:34:567" }, "mac '52:54:00:12:34:567' is not" },
+    { { "--kernel", "@K", "--net", "mac=2:54:00:12:34:56" }, "mac '2:54:00:12:34:56' is not a MAC" },
+    { { "--kernel", "@K", "--net", "mac=52:54:00:12:34:56:" }, "mac '52:54:00:12:34:56:' is not" },
+    { { "--kernel", "@K", "--net", "mac=01:00:5e:00:00:01" },
+      "--net: mac '01:00:5e:00:00:01' is a multicast address (the lowest bit of the first "
+      "byte must be 0)" },
+    { { "--kernel", "@K", "--net", "mac=ff:ff:ff:ff:ff:ff" }, "mac 'ff:ff:ff:ff:ff:ff' is a multicast" },
+    { { "--kernel", "@K", "--net", "mac=00:00:00:00:00:00" }, "--net: mac '00:00:00:00:00:00' is all zeros" },
+    { { "--kernel", "@K", "--net", "host_mac=03:00:00:00:00:01" },
+      "--net: host_mac '03:00:00:00:00:01' is a multicast address" },
+    { { "--kernel", "@K", "--net", "host_mac=xyz" }, "--net: host_mac 'xyz' is not a MAC address" },
+    { { "--kernel", "@K", "--net", "ip=192.168.1" },
+      "--net: ip '192.168.1' is not an IPv4 address (expected a dotted quad such as "
+      "192.168.249.1)" },
+    { { "--kernel", "@K", "--net", "ip=192.168.1.256" }, "ip '192.168.1.256' is not an IPv4" },
+    { { "--kernel", "@K", "--net", "ip=192.168.01.1" }, "ip '192.168.01.1' is not an IPv4" },
+    { { "--kernel", "@K", "--net", "ip=1.2.3.4.5" }, "ip '1.2.3.4.5' is not an IPv4" },
+    { { "--kernel", "@K", "--net", "ip=1.2.3.-4" }, "ip '1.2.3.-4' is not an IPv4" },
+    { { "--kernel", "@K", "--net", "ip=1.2.3.4x" }, "ip '1.2.3.4x' is not an IPv4" },
+    { { "--kernel", "@K", "--net", "ip=1..3.4" }, "ip '1..3.4' is not an IPv4" },
+    { { "--kernel", "@K", "--net", "ip=::1" }, "ip '::1' is not an IPv4" },
+    { { "--kernel", "@K", "--net", "ip=0.0.0.0" }, "--net: ip '0.0.0.0' cannot be a host address" },
+    { { "--kernel", "@K", "--net", "ip=224.0.0.1" }, "ip '224.0.0.1' cannot be a host address" },
+    { { "--kernel", "@K", "--net", "ip=255.255.255.255" }, "ip '255.255.255.255' cannot be a host" },
+    { { "--kernel", "@K", "--net", "ip=10.0.0.1,mask=255.0.255.0" },
+      "--net: mask '255.0.255.0' is not a netmask (contiguous ones from the left, at least one)" },
+    { { "--kernel", "@K", "--net", "ip=10.0.0.1,mask=0.0.0.0" }, "mask '0.0.0.0' is not a netmask" },
+    { { "--kernel", "@K", "--net", "ip=10.0.0.1,mask=0.255.255.255" }, "mask '0.255.255.255' is not a netmask" },
+    { { "--kernel", "@K", "--net", "ip=10.0.0.1,mask=24" },
+      "--net: mask '24' is not a dotted quad such as 255.255.255.0" },
+    { { "--kernel", "@K", "--net", "mask=255.255.255.0" },
+      "--net: mask= needs ip= in 'mask=255.255.255.0'" },
+    { { "--kernel", "@K", "--net", "mtu=67" }, "--net: mtu must be between 68 and 65535, got '67'" },
+    { { "--kernel", "@K", "--net", "mtu=65536" }, "mtu must be between 68 and 65535, got '65536'" },
+    { { "--kernel", "@K", "--net", "mtu=1500b" }, "mtu must be between 68 and 65535, got '1500b'" },
+    { { "--kernel", "@K", "--net", "num_queues=3" },
+      "--net: num_queues must be even (an rx and a tx queue per pair), got '3'" },
+    { { "--kernel", "@K", "--net", "num_queues=0" }, "--net: num_queues must be between 2 and 32, got '0'" },
+    { { "--kernel", "@K", "--net", "num_queues=34" }, "num_queues must be between 2 and 32, got '34'" },
+    { { "--kernel", "@K", "--net", "queue_size=32" },
+      "--net: queue_size must be between 64 and 1024, got '32'" },
+    { { "--kernel", "@K", "--net", "queue_size=2048" }, "queue_size must be between 64 and 1024" },
+    { { "--kernel", "@K", "--net", "queue_size=100" }, "--net: queue_size must be a power of two, got '100'" },
+    { { "--kernel", "@K", "--net", "fd=[3,x]" }, "--net: fd 'x' in '[3,x]' is not a non-negative integer" },
+    { { "--kernel", "@K", "--net", "fd=-1" }, "--net: fd '-1' in '-1' is not a non-negative integer" },
+    { { "--kernel", "@K", "--net", "fd=2147483648" }, "fd '2147483648' in '2147483648' is not" },
+    { { "--kernel", "@K", "--net", "fd=[3,,4]" }, "--net: empty item in fd list '[3,,4]'" },
+    { { "--kernel", "@K", "--net", "fd=[]" }, "--net: empty item in fd list '[]'" },
+    { { "--kernel", "@K", "--net", "fd=[3,3]" }, "--net: fd 3 is given twice" },
+    { { "--kernel", "@K", "--net", "fd=3", "fd=[4,3]" }, "--net: fd 3 is given twice" },
+    { { "--kernel", "@K", "--net", "fd=[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]" },
+      "--net: fd list '[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]' has more than 16 fds" },
+    { { "--kernel", "@K", "--net", "fd=[3,4],num_queues=2" },
+      "--net: fd '[3,4]' gives 2 fds but num_queues=2 needs 1 (one per queue pair)" },
+    { { "--kernel", "@K", "--net", "num_queues=4,fd=3" },
+      "--net: fd '3' gives 1 fd but num_queues=4 needs 2 (one per queue pair)" },
+    { { "--kernel", "@K", "--net", "tap=tap0,fd=3" },
+      "--net: tap= and fd= cannot be used together in 'tap=tap0,fd=3'" },
+    { { "--kernel", "@K", "--net", "tap=this-is-16-chars" },
+      "--net: tap name 'this-is-16-chars' is not valid (1-15 characters of A-Z a-z 0-9 . _ -)" },
+    { { "--kernel", "@K", "--net", "tap=a/b" }, "--net: tap name 'a/b' is not valid" },
+    { { "--kernel", "@K", "--net", "tap=.." }, "--net: tap name '..' is not valid" },
+    { { "--kernel", "@K", "--net", "tap=vm%d" }, "--net: tap name 'vm%d' is not valid" },
+    { { "--kernel", "@K", "--net", "tap=\"a b\"" }, "--net: tap name 'a b' is not valid" },
+    { { "--kernel", "@K", "--net", "tap=t0", "tap=t0" }, "--net: tap 't0' is used by another --net" },
+    { { "--kernel", "@K", "--net", "id=a", "--net", "user=on,id=a" }, "--net: duplicate id 'a'" },
+    { { "--kernel", "@K", "--net", "id=\"a,b\"" }, "--net: id 'a,b' must not contain ',' or ';'" },
+    { { "--kernel", "@K", "--net", "id=a;b" }, "--net: id 'a;b' must not contain ',' or ';'" },
+    { { "--kernel", "@K", "--net", "offload_tso=maybe" },
+      "--net: offload_tso must be on|off|true|false, got 'maybe'" },
+    { { "--kernel", "@K", "--net", "offload_csum=1" }, "offload_csum must be on|off|true|false" },
+    { { "--kernel", "@K", "--net", "user=yes" }, "--net: user must be on|off|true|false, got 'yes'" },
+    { { "--kernel", "@K", "--net", "user=on,tap=t0" },
+      "--net: user=on cannot be combined with 'tap=t0'" },
+    { { "--kernel", "@K", "--net", "tap=,user=on" }, "--net: user=on cannot be combined with 'tap='" },
+    { { "--kernel", "@K", "--net", "user=on,fd=[3]" }, "user=on cannot be combined with 'fd=[3]'" },
+    { { "--kernel", "@K", "--net", "user=on,ip=10.0.0.1" }, "user=on cannot be combined with 'ip=10.0.0.1'" },
+    { { "--kernel", "@K", "--net", "user=on,mask=255.0.0.0" },
+      "user=on cannot be combined with 'mask=255.0.0.0'" },
+    { { "--kernel", "@K", "--net", "user=on,host_mac=52:54:00:00:00:01" },
+      "user=on cannot be combined with 'host_mac=52:54:00:00:00:01'" },
+    { { "--kernel", "@K", "--net", "user=on,num_queues=4" },
+      "--net: user=on serves one queue pair, so num_queues must be 2, got '4'" },
+    { { "--kernel", "@K", "--net", "hostfwd=tcp::2222-:22" },
+      "--net: hostfwd= needs user=on, in 'hostfwd=tcp::2222-:22'" },
+    { { "--kernel", "@K", "--net", "user=off,hostfwd=tcp::2222-:22" }, "--net: hostfwd= needs user=on" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=tcp::2222" },
+      "--net: bad hostfwd rule 'tcp::2222': expected [tcp|udp]:[hostaddr]:hostport-"
+      "[guestaddr]:guestport" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=2222-:22" }, "bad hostfwd rule '2222-:22': expected" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=sctp::1-:2" },
+      "--net: bad hostfwd rule 'sctp::1-:2': protocol 'sctp' is not tcp or udp" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=tcp:1.2.3:1-:2" },
+      "bad hostfwd rule 'tcp:1.2.3:1-:2': host address '1.2.3' is not an IPv4 address" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=tcp::0-:22" },
+      "bad hostfwd rule 'tcp::0-:22': host port '0' is not 1-65535" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=tcp::65536-:22" }, "host port '65536' is not 1-65535" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=tcp::022-:22" }, "host port '022' is not 1-65535" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=tcp::22-10.0.2.x:22" },
+      "guest address '10.0.2.x' is not an IPv4 address" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=tcp::22-:0" }, "guest port '0' is not 1-65535" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=tcp::22-:" }, "guest port '' is not 1-65535" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=tcp::22-:22;udp::1-:2" },
+      "guest port '22;udp::1-:2' is not 1-65535" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=[tcp::22-:22,]" },
+      "--net: empty rule in hostfwd '[tcp::22-:22,]'" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=[]" }, "--net: empty rule in hostfwd '[]'" },
+    { { "--kernel", "@K", "--net", "user=on,hostfwd=[tcp::1-:1,tcp::2-:2,tcp::3-:3,tcp::4-:4,"
+        "tcp::5-:5,tcp::6-:6,tcp::7-:7,tcp::8-:8,tcp::9-:9,tcp::10-:10,tcp::11-:11,tcp::12-:12,"
+        "tcp::13-:13,tcp::14-:14,tcp::15-:15,tcp::16-:16,tcp::17-:17]" },
+      "has more than 16 rules" },
     /* --rng */
     { { "--kernel", "@K", "--rng", "src=@T/nope" }, "--rng: cannot read '@T/nope'" },
     { { "--kernel", "@K", "--rng", "foo=1" }, "--rng: unknown key 'foo' in 'foo=1'" },
@@ -727,8 +1014,8 @@ static void test_errors(void **state)
         run_args(&r, args);
         char *want = expand(c->want);
         if (r.rc != CLI_ERROR)
-            fail_msg("case %zu (%s...): expected CLI_ERROR, got %d", i,
-                     c->args[0] ? c->args[0] : "", r.rc);
+            fail_msg("case %zu (%s ... %s): expected CLI_ERROR, got %d", i,
+                     c->args[0] ? c->args[0] : "", n ? c->args[n - 1] : "", r.rc);
         if (!strstr(r.err, want))
             fail_msg("case %zu: message\n  '%s'\ndoes not contain\n  '%s'", i, r.err, want);
         free(want);
@@ -777,6 +1064,9 @@ static void test_hostile_input(void **state)
         { "--initramfs", 'k', "", "--initramfs: cannot read 'kkkk" },
         { "--device", 'x', "plugin=", "" }, /* accepted: plugins judge values */
         { "--serial", '/', "file=", "--serial: directory of '////" },
+        { "--net", 'x', "tap=", "--net: tap name 'xxxx" },
+        { "--net", '1', "user=on,hostfwd=tcp::1-:", "--net: bad hostfwd rule 'tcp::1-:1111" },
+        { "--net", '[', "fd=", "--net: unbalanced '['" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t p = strlen(cases[i].prefix);
@@ -841,6 +1131,13 @@ static void test_partial_fill_is_freeable(void **state)
         "--console", "bogus");
     assert_int_equal(r.rc, CLI_ERROR);
     assert_int_equal(r.cfg.ndevices, 1);
+    done(&r);
+
+    /* A --net that fails after its tap name, id and first hostfwd rule were kept. */
+    RUN(&r, "--kernel", "@K", "--net", "tap=t0,id=a", "user=on,id=b,hostfwd=[tcp::1-:2,bad]");
+    assert_int_equal(r.rc, CLI_ERROR);
+    assert_int_equal(r.cfg.nnets, 2);
+    assert_int_equal(r.cfg.nets[1].nhostfwd, 1);
     done(&r);
 }
 
@@ -995,6 +1292,8 @@ int main(void)
         cmocka_unit_test(test_disks),
         cmocka_unit_test(test_disk_default_queues_follow_cpus),
         cmocka_unit_test(test_disk_limit),
+        cmocka_unit_test(test_nets),
+        cmocka_unit_test(test_net_limit),
         cmocka_unit_test(test_rng),
         cmocka_unit_test(test_devices),
         cmocka_unit_test(test_device_limit),
