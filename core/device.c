@@ -637,7 +637,12 @@ struct device *device_create(const nimbus_plugin *p, const char *options,
                           &nreg, perr, sizeof(perr));
     device_unlock(d);
     if (r < 0) {
-        snprintf(err, errlen, "%s: %s", p->name, perr[0] ? perr : strerror(-r));
+        /* Plugins name themselves in their messages: do not say it twice. */
+        const char *msg = perr[0] ? perr : strerror(-r);
+        size_t nl = strlen(p->name);
+        if (strncmp(msg, p->name, nl) == 0 && msg[nl] == ':' && msg[nl + 1] == ' ')
+            msg += nl + 2;
+        snprintf(err, errlen, "%s: %s", p->name, msg);
         pthread_mutex_destroy(&d->lock);
         pthread_mutex_destroy(&d->svc_lock);
         free(d);
