@@ -12,6 +12,13 @@
  *   blk_uring.c   the asynchronous engine (io_uring + eventfd)
  *   blk_sync.c    the synchronous fallback engine
  *   blk_plugin.c  ABI entry points
+ *
+ * Threading (ABI minor 2, I/O groups): queue i is I/O group i, so the
+ * notify and completion calls of different queues run concurrently on the
+ * core's group threads.  Everything those calls write lives in struct
+ * blk_queue (ring, eventfd, slots, scratch, flags); the few device-wide
+ * things they share are read-only while the device runs, or atomic
+ * (counters, learned filesystem limits, the lazily made zero buffer).
  */
 #ifndef NIMBUS_VIRTIO_BLK_H
 #define NIMBUS_VIRTIO_BLK_H
@@ -89,8 +96,12 @@
 #define BLK_ZERO_CHUNK (256u * 1024u)
 /* A transient -EAGAIN/-EINTR is retried this often before IOERR. */
 #define BLK_MAX_RETRIES 8u
-#define BLK_RETRY_TIMER 0u /* host timer id: retry a failed io_uring_submit */
+/* Host timer id BLK_RETRY_TIMER + q: retry queue q's failed io_uring_submit.
+ * One id per queue keeps the queues' retries independent of each other. */
+#define BLK_RETRY_TIMER 0u
 #define BLK_RETRY_NS 1000000ull
+_Static_assert(BLK_RETRY_TIMER + BLK_MAX_QUEUES <= 16, "one host timer per queue");
+_Static_assert(BLK_MAX_QUEUES <= NIMBUS_MAX_IO_GROUPS, "one I/O group per queue");
 
 struct blk_opts {
     char path[PATH_MAX];
@@ -174,10 +185,24 @@ struct blk_req {
     struct blk_seg segs[BLK_DWZ_SEGS];
 };
 
+/* A queue's asynchronous engine; touched only by that queue's group calls
+ * and by device-wide ops. */
+struct blk_uring {
+    struct io_uring ring;
+    int efd; /* completion eventfd, watched with fd_watch_group(queue) */
+    int up;  /* ring initialised */
+    int watched; /* efd is watched (between activation and reset) */
+    int has_falloc; /* IORING_OP_FALLOCATE (5.6+); else fallocate runs inline */
+    uint32_t inflight; /* SQEs prepared and not reaped yet */
+    int retry_armed;   /* timer BLK_RETRY_TIMER + queue set after a failed submit */
+    int warned_submit;
+};
+
 struct blk_dev;
 
+/* Cache-line aligned: neighbouring queues are written by different threads. */
 struct blk_queue {
-    struct blk_dev *dev;
+    _Alignas(64) struct blk_dev *dev;
     uint32_t index;
     struct blk_req *reqs;    /* queue_size slots */
     struct iovec *iov_pool;  /* queue_size * iov_cap */
@@ -185,16 +210,8 @@ struct blk_queue {
     uint32_t nfree;
     int stalled;     /* stopped popping for lack of slots */
     int need_notify; /* chains pushed since the last vq_notify */
-};
-
-struct blk_uring {
-    struct io_uring ring;
-    int efd; /* completion eventfd, watched with fd_watch */
-    int up;  /* ring initialised */
-    int has_falloc; /* IORING_OP_FALLOCATE (5.6+); else fallocate runs inline */
-    uint32_t inflight; /* SQEs prepared and not reaped yet */
-    int retry_armed;   /* BLK_RETRY_TIMER set after a failed submit */
-    int warned_submit;
+    nimbus_vq_buf *scratch; /* iov_cap entries for vq_pop */
+    struct blk_uring uring;
 };
 
 struct blk_dev {
@@ -208,23 +225,26 @@ struct blk_dev {
     int activated;
     int writethrough; /* FLUSH not negotiated: every write must be stable */
     int draining;     /* reset/destroy: completions are only counted */
+    int groups;       /* host has fd_watch_group: one I/O group per queue */
     uint32_t seg_max;
     uint32_t iov_cap; /* buffers per chain we accept */
     uint8_t config[BLK_CONFIG_SIZE];
     char ident[VIRTIO_BLK_ID_BYTES]; /* GET_ID answer, NUL padded */
 
     struct blk_queue queues[BLK_MAX_QUEUES];
-    nimbus_vq_buf *scratch; /* iov_cap entries for vq_pop */
 
-    struct blk_uring uring;
+    /* Shared by all groups: only through __atomic builtins. */
     int no_punch;      /* fallocate PUNCH_HOLE unsupported here */
     int no_zero_range; /* fallocate ZERO_RANGE unsupported here */
     void *zero_buf;    /* BLK_ZERO_CHUNK zeroes, allocated on first need */
-
     uint64_t io_errors;  /* requests completed with IOERR after an I/O error */
     uint64_t bad_chains; /* malformed requests from the guest */
-    int warned_sync;
 };
+
+/* Shared flags and counters (see "Threading" above). */
+#define BLK_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define BLK_SET(p) __atomic_exchange_n((p), 1, __ATOMIC_RELAXED) /* old value */
+#define BLK_COUNT(p) __atomic_fetch_add((p), 1, __ATOMIC_RELAXED) /* old value */
 
 /* blk_opts.c */
 int blk_parse_options(struct blk_opts *o, const char *opts, char *err,
@@ -242,7 +262,7 @@ void blk_config_build(struct blk_dev *d);
 
 /* blk_req.c */
 /*
- * Validate the chain in d->scratch and prepare `r`.  Returns 1 when the
+ * Validate the chain in r->q->scratch and prepare `r`.  Returns 1 when the
  * request needs file I/O (run it with blk_req_next_op), 0 when it is
  * already finished (status set, or no status byte to set).
  */
@@ -260,23 +280,31 @@ void blk_queues_reset(struct blk_dev *d);
 void blk_req_finish(struct blk_dev *d, struct blk_req *r);
 /* Release a slot without touching the guest (reset/destroy drain). */
 void blk_req_drop(struct blk_dev *d, struct blk_req *r);
-/* Pop and start chains of queue `qmask` bits, reap, notify. */
-void blk_run(struct blk_dev *d, uint32_t qmask);
+/* Queues the driver may use (1 unless MQ was negotiated). */
+uint32_t blk_active_queues(const struct blk_dev *d);
+/* Pop (when `kicked`, or stalled with free slots) and start chains of `q`,
+ * reap, notify.  Runs on q's group thread or in a device-wide op. */
+void blk_run_queue(struct blk_dev *d, struct blk_queue *q, int kicked);
 
-/* blk_uring.c */
-int blk_uring_init(struct blk_dev *d);
-void blk_uring_fini(struct blk_dev *d);
+/* blk_uring.c: one ring per queue; all but init/fini/watch/unwatch/drain
+ * run in the queue's group calls. */
+int blk_uring_init(struct blk_queue *q);
+void blk_uring_fini(struct blk_queue *q);
+/* Watch the eventfd on the queue's group (device-wide ops only: activation
+ * and restore; the core declares the groups after create). */
+int blk_uring_watch(struct blk_queue *q);
+void blk_uring_unwatch(struct blk_queue *q);
 /* Queue the next op of `r`, or finish it when there is none. */
-void blk_uring_start(struct blk_dev *d, struct blk_req *r);
-/* Hand prepared SQEs to the kernel; arms the retry timer on failure. */
-void blk_uring_submit(struct blk_dev *d);
+void blk_uring_start(struct blk_queue *q, struct blk_req *r);
+/* Hand prepared SQEs to the kernel; arms the queue's retry timer on failure. */
+void blk_uring_submit(struct blk_queue *q);
 /* Complete whatever the kernel has finished.  Returns CQEs handled. */
-uint32_t blk_uring_reap(struct blk_dev *d);
+uint32_t blk_uring_reap(struct blk_queue *q);
 /* Wait for every op in flight to end, without touching the guest. */
-void blk_uring_drain(struct blk_dev *d);
-void blk_uring_eventfd_clear(struct blk_dev *d);
+void blk_uring_drain(struct blk_queue *q);
+void blk_uring_eventfd_clear(struct blk_queue *q);
 /* Stop (1) or resume (0) eventfd signals while we reap the ring ourselves. */
-void blk_uring_mute(struct blk_dev *d, int mute);
+void blk_uring_mute(struct blk_queue *q, int mute);
 
 /* blk_sync.c: run `r` to completion on this thread, then finish it. */
 void blk_sync_run(struct blk_dev *d, struct blk_req *r);

@@ -23,12 +23,54 @@
 
 static void dev_free(struct blk_dev *d)
 {
-    blk_uring_fini(d);
+    for (uint32_t i = 0; i < BLK_MAX_QUEUES; i++)
+        blk_uring_fini(&d->queues[i]);
     blk_file_close(&d->file);
     blk_queues_free(d);
-    free(d->scratch);
     free(d->zero_buf);
     free(d);
+}
+
+/* The device, with every fd marked closed; NULL when out of memory.  Its
+ * queues are cache-line aligned, so plain calloc is not enough. */
+static struct blk_dev *dev_alloc(void)
+{
+    struct blk_dev *d = aligned_alloc(_Alignof(struct blk_dev), sizeof(*d));
+    if (!d)
+        return NULL;
+    memset(d, 0, sizeof(*d));
+    d->file.fd = d->file.fd_buf = -1;
+    for (uint32_t i = 0; i < BLK_MAX_QUEUES; i++)
+        d->queues[i].uring.efd = -1;
+    return d;
+}
+
+/* One ring per queue.  A queue whose ring cannot be set up (old kernel,
+ * seccomp, RLIMIT_MEMLOCK before 5.12) runs synchronously on its own. */
+static void engines_init(struct blk_dev *d)
+{
+    uint32_t failed = 0;
+    int err = 0;
+    for (uint32_t i = 0; i < d->opts.num_queues; i++) {
+        int r = blk_uring_init(&d->queues[i]);
+        if (r < 0) {
+            failed++;
+            err = r;
+        }
+    }
+    if (failed)
+        BLK_LOG(d, NIMBUS_LOG_WARN,
+                "virtio_blk: io_uring unavailable for %u of %u queue(s) (%s); '%s' "
+                "uses synchronous I/O there", failed, d->opts.num_queues,
+                strerror(-err), d->opts.path);
+}
+
+static uint32_t uring_queues(const struct blk_dev *d)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < d->opts.num_queues; i++)
+        n += d->queues[i].uring.up != 0;
+    return n;
 }
 
 static int host_ok(const nimbus_host_api *h)
@@ -62,14 +104,15 @@ static int blk_create(const nimbus_host_api *host, void *hctx, const char *optio
                     "virtio_blk: host has no virtqueue services (needs ABI 1.1)");
         return -ENOTSUP;
     }
-    struct blk_dev *d = calloc(1, sizeof(*d));
+    struct blk_dev *d = dev_alloc();
     if (!d) {
         nimbus_errf(err, errlen, "virtio_blk: out of memory");
         return -ENOMEM;
     }
     d->host = host;
     d->hctx = hctx;
-    d->file.fd = d->file.fd_buf = d->uring.efd = -1;
+    d->groups = NIMBUS_HAS_MEMBER(host, nimbus_host_api, fd_watch_group) &&
+                host->fd_watch_group != NULL;
     int r = blk_parse_options(&d->opts, options ? options : "", err, errlen);
     if (r == 0)
         r = blk_file_open(&d->file, &d->opts, host, hctx, err, errlen);
@@ -80,8 +123,7 @@ static int blk_create(const nimbus_host_api *host, void *hctx, const char *optio
     d->seg_max = d->opts.queue_size - 2 < BLK_SEG_MAX ? d->opts.queue_size - 2
                                                       : BLK_SEG_MAX;
     d->iov_cap = d->seg_max + 2 + BLK_CHAIN_SLACK;
-    d->scratch = calloc(d->iov_cap, sizeof(*d->scratch));
-    if (!d->scratch || blk_queues_alloc(d) < 0) {
+    if (blk_queues_alloc(d) < 0) {
         nimbus_errf(err, errlen, "virtio_blk: out of memory");
         dev_free(d);
         return -ENOMEM;
@@ -90,19 +132,18 @@ static int blk_create(const nimbus_host_api *host, void *hctx, const char *optio
     d->features_offered = blk_features(d);
     blk_config_build(d);
     blk_queues_reset(d);
-    if (!d->opts.aio_sync) {
-        r = blk_uring_init(d);
-        if (r < 0)
-            BLK_LOG(d, NIMBUS_LOG_WARN,
-                    "virtio_blk: io_uring unavailable (%s); '%s' uses synchronous "
-                    "I/O on the event loop", strerror(-r), d->opts.path);
-    }
+    if (!d->opts.aio_sync)
+        engines_init(d);
+    uint32_t nu = uring_queues(d);
     BLK_LOG(d, NIMBUS_LOG_INFO,
-            "virtio_blk: '%s' %llu sectors%s%s, %u queue(s) of %u, %s",
+            "virtio_blk: '%s' %llu sectors%s%s, %u queue(s) of %u, %s, %s",
             d->opts.path, (unsigned long long)d->file.sectors,
             d->opts.readonly ? ", read-only" : "", d->opts.direct ? ", O_DIRECT" : "",
             d->opts.num_queues, d->opts.queue_size,
-            d->uring.up ? "io_uring" : "synchronous I/O");
+            nu == d->opts.num_queues ? "io_uring"
+            : nu == 0                ? "synchronous I/O"
+                                     : "io_uring and synchronous I/O",
+            d->groups ? "one I/O thread per queue" : "on the event loop");
     *nregions = 0;
     *dev = d;
     return 0;
@@ -112,13 +153,19 @@ static int blk_create(const nimbus_host_api *host, void *hctx, const char *optio
  * the guest may reuse (or unmap) the memory they point at. */
 static void quiesce(struct blk_dev *d)
 {
-    blk_uring_drain(d);
+    for (uint32_t i = 0; i < d->opts.num_queues; i++)
+        blk_uring_drain(&d->queues[i]);
     blk_queues_reset(d);
-    if (d->uring.retry_armed) {
-        d->uring.retry_armed = 0;
-        d->host->timer_arm(d->hctx, BLK_RETRY_TIMER, 0);
+    for (uint32_t i = 0; i < d->opts.num_queues; i++) {
+        struct blk_queue *q = &d->queues[i];
+        if (q->uring.retry_armed) {
+            q->uring.retry_armed = 0;
+            d->host->timer_arm(d->hctx, BLK_RETRY_TIMER + i, 0);
+        }
+        /* Watched again at the next activation (back to power-on state). */
+        blk_uring_unwatch(q);
+        blk_uring_eventfd_clear(q);
     }
-    blk_uring_eventfd_clear(d);
 }
 
 static void blk_destroy(void *dev)
@@ -160,6 +207,14 @@ static int blk_virtio_info(void *dev, nimbus_virtio_info *info)
     info->queue_size_max = d->opts.queue_size;
     info->config_size = BLK_CONFIG_SIZE;
     info->pci_class = 0x018000; /* mass storage, other */
+    /* Queue i is I/O group i: each queue's kicks and completions get their
+     * own thread, so queues the guest spreads over vCPUs run in parallel. */
+    memset(info->queue_group, NIMBUS_VQ_GROUP_NONE, sizeof(info->queue_group));
+    if (d->groups) {
+        info->num_groups = d->opts.num_queues;
+        for (uint32_t i = 0; i < d->opts.num_queues; i++)
+            info->queue_group[i] = (uint8_t)i;
+    }
     return 0;
 }
 
@@ -192,6 +247,18 @@ static void set_features(struct blk_dev *d, uint64_t features)
     /* FLUSH offered but not negotiated: writes must be stable when they
      * complete (virtio 1.2, 5.2.6.2). */
     d->writethrough = !(d->features & NIMBUS_BIT(VIRTIO_BLK_F_FLUSH));
+    /* The groups exist once the host has read virtio_info (after create):
+     * watching here rather than in create is the first chance. */
+    for (uint32_t i = 0; i < d->opts.num_queues; i++) {
+        struct blk_queue *q = &d->queues[i];
+        int r = blk_uring_watch(q);
+        if (r < 0) {
+            BLK_LOG(d, NIMBUS_LOG_WARN,
+                    "virtio_blk: '%s' queue %u: cannot watch its completions (%s); "
+                    "using synchronous I/O there", d->opts.path, i, strerror(-r));
+            blk_uring_fini(q); /* nothing in flight before activation */
+        }
+    }
 }
 
 static int blk_activate(void *dev, uint64_t features)
@@ -203,32 +270,38 @@ static int blk_activate(void *dev, uint64_t features)
     return 0;
 }
 
+/* Queue `queue`'s group thread. */
 static void blk_queue_notify(void *dev, uint32_t queue)
 {
     struct blk_dev *d = dev;
-    if (queue >= d->opts.num_queues || !d->activated)
+    if (queue >= d->opts.num_queues)
         return;
-    blk_run(d, 1u << queue);
+    blk_run_queue(d, &d->queues[queue], 1);
 }
 
+/* Group `token`'s thread: the token is the queue whose eventfd fired. */
 static void blk_fd_ready(void *dev, int fd, uint64_t token, uint32_t revents)
 {
     struct blk_dev *d = dev;
-    (void)token;
     (void)revents;
-    if (!d->uring.up || fd != d->uring.efd)
+    if (token >= d->opts.num_queues)
         return;
-    blk_uring_eventfd_clear(d);
-    blk_run(d, 0);
+    struct blk_queue *q = &d->queues[token];
+    if (!q->uring.up || fd != q->uring.efd)
+        return;
+    blk_uring_eventfd_clear(q);
+    blk_run_queue(d, q, 0);
 }
 
+/* Device-wide, so it may run any queue: the one whose submit failed. */
 static void blk_timer_fired(void *dev, uint32_t timer_id)
 {
     struct blk_dev *d = dev;
-    if (timer_id != BLK_RETRY_TIMER)
+    uint32_t i = timer_id - BLK_RETRY_TIMER; /* ids below wrap to huge */
+    if (i >= d->opts.num_queues)
         return;
-    d->uring.retry_armed = 0;
-    blk_run(d, 0);
+    d->queues[i].uring.retry_armed = 0;
+    blk_run_queue(d, &d->queues[i], 0);
 }
 
 static int blk_flush(void *dev)
@@ -294,7 +367,7 @@ static const nimbus_device_ops blk_ops = {
     .virtio_queue_notify = blk_queue_notify,
 };
 
-NIMBUS_PLUGIN_DECLARE("virtio_blk", "1.0",
+NIMBUS_PLUGIN_DECLARE("virtio_blk", "1.1",
                       "virtio block device (raw image or block device, io_uring)",
                       "path=<file>,readonly=on|off,direct=on|off,num_queues=<1..16>,"
                       "queue_size=<4..1024>,id=<text>,serial=<text>,aio=io_uring|sync",

@@ -1,7 +1,8 @@
 /*
- * Request slots and the dispatch loop: pop chains while slots are free,
- * start them on the engine, reap completions, then one vq_notify per queue
- * that got chains back.
+ * Request slots and the dispatch loop of one queue: pop chains while slots
+ * are free, start them on the queue's engine, reap completions, then one
+ * vq_notify if chains went back.  Everything here touches only the queue
+ * it is given (it runs on that queue's I/O group thread).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,8 @@ int blk_queues_alloc(struct blk_dev *d)
         q->reqs = calloc(qs, sizeof(*q->reqs));
         q->iov_pool = calloc((size_t)qs * d->iov_cap, sizeof(*q->iov_pool));
         q->free = calloc(qs, sizeof(*q->free));
-        if (!q->reqs || !q->iov_pool || !q->free)
+        q->scratch = calloc(d->iov_cap, sizeof(*q->scratch));
+        if (!q->reqs || !q->iov_pool || !q->free || !q->scratch)
             return -ENOMEM;
         for (uint32_t s = 0; s < qs; s++) {
             q->reqs[s].q = q;
@@ -39,9 +41,11 @@ void blk_queues_free(struct blk_dev *d)
         free(q->reqs);
         free(q->iov_pool);
         free(q->free);
+        free(q->scratch);
         q->reqs = NULL;
         q->iov_pool = NULL;
         q->free = NULL;
+        q->scratch = NULL;
     }
 }
 
@@ -94,11 +98,11 @@ static void pop_queue(struct blk_dev *d, struct blk_queue *q)
         }
         struct blk_req *r = &q->reqs[q->free[q->nfree - 1]];
         uint32_t n = 0, head = 0;
-        int rc = d->host->vq_pop(d->hctx, q->index, d->scratch, d->iov_cap, &n,
+        int rc = d->host->vq_pop(d->hctx, q->index, q->scratch, d->iov_cap, &n,
                                  &head);
         if (rc == -EMSGSIZE) {
             /* The host already returned it, used with 0 bytes. */
-            if (d->bad_chains++ < 8)
+            if (BLK_COUNT(&d->bad_chains) < 8)
                 BLK_LOG(d, NIMBUS_LOG_WARN,
                         "virtio_blk: queue %u: chain of more than %u buffers "
                         "(seg_max %u) dropped", q->index, d->iov_cap, d->seg_max);
@@ -111,43 +115,43 @@ static void pop_queue(struct blk_dev *d, struct blk_queue *q)
         r->head = head;
         if (!blk_req_parse(d, r, n))
             blk_req_finish(d, r);
-        else if (d->uring.up)
-            blk_uring_start(d, r);
+        else if (q->uring.up)
+            blk_uring_start(q, r);
         else
             blk_sync_run(d, r);
     }
 }
 
-static uint32_t active_queues(const struct blk_dev *d)
+uint32_t blk_active_queues(const struct blk_dev *d)
 {
     return d->features & NIMBUS_BIT(VIRTIO_BLK_F_MQ) ? d->opts.num_queues : 1;
 }
 
-void blk_run(struct blk_dev *d, uint32_t qmask)
+void blk_run_queue(struct blk_dev *d, struct blk_queue *q, int kicked)
 {
-    uint32_t nq = active_queues(d);
+    struct blk_uring *u = &q->uring;
     int round;
 
+    /* Nothing is in flight before activation or after a reset (drained). */
+    if (!d->activated || q->index >= blk_active_queues(d))
+        return;
     /* Completions we reap ourselves below need no eventfd wakeup. */
-    blk_uring_mute(d, 1);
+    blk_uring_mute(q, 1);
     for (round = 0; round < RUN_ROUNDS; round++) {
-        for (uint32_t i = 0; i < nq && d->activated; i++) {
-            struct blk_queue *q = &d->queues[i];
-            if ((qmask & (1u << i)) || (q->stalled && q->nfree > 0))
-                pop_queue(d, q);
-        }
-        qmask = 0;
-        if (!d->uring.up)
+        if (kicked || (q->stalled && q->nfree > 0))
+            pop_queue(d, q);
+        kicked = 0;
+        if (!u->up)
             break;
-        blk_uring_submit(d);
+        blk_uring_submit(q);
         /* Page-cache hits often complete inside submit: finish them now
          * instead of a trip through the event loop. */
-        if (blk_uring_reap(d) == 0)
+        if (blk_uring_reap(q) == 0)
             break;
     }
-    if (d->uring.up) {
-        blk_uring_submit(d);
-        blk_uring_mute(d, 0);
+    if (u->up) {
+        blk_uring_submit(q);
+        blk_uring_mute(q, 0);
         /*
          * Completions that arrived while muted, or work left after the
          * last round: make sure fd_ready comes back soon.  The kernel posts
@@ -158,17 +162,13 @@ void blk_run(struct blk_dev *d, uint32_t qmask)
          * and, if it was the last one in flight, the guest waits forever.
          */
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        int more = io_uring_cq_ready(&d->uring.ring) != 0;
-        for (uint32_t i = 0; i < nq && round == RUN_ROUNDS; i++)
-            more |= d->queues[i].stalled && d->queues[i].nfree > 0;
+        int more = io_uring_cq_ready(&u->ring) != 0 ||
+                   (round == RUN_ROUNDS && q->stalled && q->nfree > 0);
         if (more)
-            eventfd_write(d->uring.efd, 1);
+            eventfd_write(u->efd, 1);
     }
-    for (uint32_t i = 0; i < d->opts.num_queues; i++) {
-        struct blk_queue *q = &d->queues[i];
-        if (q->need_notify) {
-            q->need_notify = 0;
-            d->host->vq_notify(d->hctx, i);
-        }
+    if (q->need_notify) {
+        q->need_notify = 0;
+        d->host->vq_notify(d->hctx, q->index);
     }
 }

@@ -14,11 +14,11 @@
 
 #include "blk.h"
 
-#define LOG_LIMIT 8u /* per kind of problem, per device */
+#define LOG_LIMIT 8u /* per kind of problem, per device (counters are atomic) */
 
 static void bad_chain(struct blk_dev *d, struct blk_req *r, const char *why)
 {
-    if (d->bad_chains++ < LOG_LIMIT)
+    if (BLK_COUNT(&d->bad_chains) < LOG_LIMIT)
         BLK_LOG(d, NIMBUS_LOG_WARN, "virtio_blk: queue %u head %u: %s",
                 r->q->index, r->head, why);
     r->status = VIRTIO_BLK_S_IOERR;
@@ -27,7 +27,7 @@ static void bad_chain(struct blk_dev *d, struct blk_req *r, const char *why)
 static void io_error(struct blk_dev *d, struct blk_req *r, int64_t res,
                      uint64_t off)
 {
-    if (d->io_errors++ < LOG_LIMIT)
+    if (BLK_COUNT(&d->io_errors) < LOG_LIMIT)
         BLK_LOG(d, NIMBUS_LOG_WARN,
                 "virtio_blk: '%s': request type %u at byte %llu failed: %s",
                 d->opts.path, r->type, (unsigned long long)off,
@@ -109,7 +109,7 @@ static int setup_rw(struct blk_dev *d, struct blk_req *r, uint32_t n,
     r->off = sector << BLK_SECTOR_SHIFT;
     r->left = len;
     r->iov_first = 0;
-    r->iovcnt = build_iov(d->scratch, n, is_read, len, r->iov);
+    r->iovcnt = build_iov(r->q->scratch, n, is_read, len, r->iov);
     r->fd = d->opts.direct && dio_ok(d, r) ? d->file.fd : d->file.fd_buf;
     r->rw_flags = !is_read && d->writethrough ? RWF_DSYNC : 0;
     r->status = VIRTIO_BLK_S_OK;
@@ -139,7 +139,7 @@ static int setup_dwz(struct blk_dev *d, struct blk_req *r, uint32_t n,
     }
     uint8_t raw[BLK_DWZ_SEGS * VIRTIO_BLK_DWZ_SEG_SIZE];
     r->nseg = (uint32_t)(dlen / VIRTIO_BLK_DWZ_SEG_SIZE);
-    nimbus_vq_gather(d->scratch, n, VIRTIO_BLK_HDR_SIZE, raw, dlen);
+    nimbus_vq_gather(r->q->scratch, n, VIRTIO_BLK_HDR_SIZE, raw, dlen);
     for (uint32_t i = 0; i < r->nseg; i++) {
         uint32_t flags = (uint32_t)nimbus_le_load(raw + 16 * i + 12, 4);
         if ((flags & ~VIRTIO_BLK_DWZ_F_UNMAP) ||
@@ -169,7 +169,7 @@ static int setup_dwz(struct blk_dev *d, struct blk_req *r, uint32_t n,
 
 int blk_req_parse(struct blk_dev *d, struct blk_req *r, uint32_t n)
 {
-    const nimbus_vq_buf *b = d->scratch;
+    const nimbus_vq_buf *b = r->q->scratch;
 
     r->status_ptr = NULL;
     r->written = 0;
@@ -237,17 +237,22 @@ int blk_req_parse(struct blk_dev *d, struct blk_req *r, uint32_t n)
 }
 
 /* The shared zero buffer for write-zeroes without fallocate support; aligned
- * so the O_DIRECT fd could take it too. */
+ * so the O_DIRECT fd could take it too.  Two queues may need it at the same
+ * time: the first to publish its buffer wins, the other frees its own. */
 static const void *zero_buf(struct blk_dev *d)
 {
-    if (!d->zero_buf) {
-        void *p = NULL;
-        if (posix_memalign(&p, 4096, BLK_ZERO_CHUNK) != 0)
-            return NULL;
-        memset(p, 0, BLK_ZERO_CHUNK);
-        d->zero_buf = p;
-    }
-    return d->zero_buf;
+    void *z = __atomic_load_n(&d->zero_buf, __ATOMIC_ACQUIRE);
+    if (z)
+        return z;
+    void *p = NULL;
+    if (posix_memalign(&p, 4096, BLK_ZERO_CHUNK) != 0)
+        return NULL;
+    memset(p, 0, BLK_ZERO_CHUNK);
+    if (__atomic_compare_exchange_n(&d->zero_buf, &z, p, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+        return p;
+    free(p);
+    return z;
 }
 
 static int next_dwz(struct blk_dev *d, struct blk_req *r, struct blk_op *op)
@@ -268,7 +273,7 @@ static int next_dwz(struct blk_dev *d, struct blk_req *r, struct blk_op *op)
     op->off = s->off;
     op->len = s->len;
     if (r->type == VIRTIO_BLK_T_DISCARD) {
-        if (d->no_punch)
+        if (BLK_LOAD(&d->no_punch))
             return 0; /* discard is a hint: nothing to do here */
         op->kind = BLK_OP_FALLOC;
         op->mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
@@ -276,10 +281,10 @@ static int next_dwz(struct blk_dev *d, struct blk_req *r, struct blk_op *op)
     }
     if (r->stage == 0) {
         /* Deallocate only when the driver allowed it. */
-        r->zmode = s->unmap && !d->no_punch ? BLK_Z_PUNCH : BLK_Z_RANGE;
+        r->zmode = s->unmap && !BLK_LOAD(&d->no_punch) ? BLK_Z_PUNCH : BLK_Z_RANGE;
         r->stage = 1;
     }
-    if (r->zmode == BLK_Z_RANGE && d->no_zero_range)
+    if (r->zmode == BLK_Z_RANGE && BLK_LOAD(&d->no_zero_range))
         r->zmode = BLK_Z_WRITE;
     if (r->zmode == BLK_Z_PUNCH) {
         op->kind = BLK_OP_FALLOC;
@@ -382,11 +387,10 @@ static void dwz_done(struct blk_dev *d, struct blk_req *r, int64_t res)
     struct blk_seg *s = &r->segs[r->seg];
     if (r->type == VIRTIO_BLK_T_DISCARD) {
         if (res < 0 && unsupported(res)) {
-            if (!d->no_punch)
+            if (!BLK_SET(&d->no_punch))
                 BLK_LOG(d, NIMBUS_LOG_INFO,
                         "virtio_blk: '%s' cannot punch holes (%s); discard "
                         "requests are ignored", d->opts.path, strerror((int)-res));
-            d->no_punch = 1;
             r->seg = r->nseg;
         } else if (res < 0) {
             io_error(d, r, res, s->off);
@@ -396,16 +400,15 @@ static void dwz_done(struct blk_dev *d, struct blk_req *r, int64_t res)
         return;
     }
     if (res < 0 && r->zmode == BLK_Z_PUNCH && unsupported(res)) {
-        d->no_punch = 1; /* try the same segment with ZERO_RANGE */
+        (void)BLK_SET(&d->no_punch); /* try the same segment with ZERO_RANGE */
         r->zmode = BLK_Z_RANGE;
         return;
     }
     if (res < 0 && r->zmode == BLK_Z_RANGE && unsupported(res)) {
-        if (!d->no_zero_range)
+        if (!BLK_SET(&d->no_zero_range))
             BLK_LOG(d, NIMBUS_LOG_INFO,
                     "virtio_blk: '%s' has no fallocate ZERO_RANGE (%s); "
                     "write-zeroes writes zeroes", d->opts.path, strerror((int)-res));
-        d->no_zero_range = 1;
         r->zmode = BLK_Z_WRITE;
         return;
     }

@@ -1,13 +1,16 @@
 /*
- * The asynchronous engine.  Chains go to io_uring as READV/WRITEV straight
- * on guest memory (no copies), FSYNC(DATASYNC) and FALLOCATE; one submit
- * per batch.  Completions raise an eventfd the host's event loop watches,
+ * The asynchronous engine, one io_uring per queue: each queue is its own
+ * I/O group, so its ring is only ever touched by its group thread (or by
+ * device-wide ops, which exclude group calls) and needs no locking.
+ * Chains go to io_uring as READV/WRITEV straight on guest memory (no
+ * copies), FSYNC(DATASYNC) and FALLOCATE; one submit per batch.
+ * Completions raise the queue's eventfd, which its group thread watches,
  * so nothing here ever blocks except reset/destroy, which must wait for
  * the kernel to let go of guest memory.
  *
  * A request has at most one op in the ring at a time; its slot is the
- * user_data.  The completion queue holds one entry per slot, so it cannot
- * overflow.
+ * user_data.  The completion queue holds one entry per slot of the queue,
+ * so it cannot overflow.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -18,42 +21,30 @@
 
 #include "blk.h"
 
-#define SQ_MAX 4096u
-
-static uint32_t pow2_at_least(uint32_t v)
+static int ring_init(struct blk_queue *q)
 {
-    uint32_t p = 1;
-    while (p < v)
-        p <<= 1;
-    return p;
-}
-
-static int ring_init(struct blk_dev *d)
-{
-    struct blk_uring *u = &d->uring;
-    uint32_t slots = d->opts.num_queues * d->opts.queue_size;
-    uint32_t sq = pow2_at_least(slots);
-    if (sq > SQ_MAX)
-        sq = SQ_MAX;
+    struct blk_uring *u = &q->uring;
+    /* One SQE and one CQE per slot: a batch never needs more, and N queues
+     * cost about what one shared ring of N * queue_size entries did. */
+    uint32_t n = q->dev->opts.queue_size; /* a power of two */
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
     p.flags = IORING_SETUP_CQSIZE;
-    p.cq_entries = pow2_at_least(slots > 2 * sq ? slots : 2 * sq);
-    int r = io_uring_queue_init_params(sq, &u->ring, &p);
+    p.cq_entries = n;
+    int r = io_uring_queue_init_params(n, &u->ring, &p);
     if (r == -EINVAL) {
-        /* Before 5.5 there is no CQSIZE; the default 2*sq covers slots up
-         * to SQ_MAX*2, and we never exceed that. */
+        /* Before 5.5 there is no CQSIZE; the default 2*n is more than enough. */
         memset(&p, 0, sizeof(p));
-        r = io_uring_queue_init_params(sq, &u->ring, &p);
+        r = io_uring_queue_init_params(n, &u->ring, &p);
     }
     return r;
 }
 
-int blk_uring_init(struct blk_dev *d)
+int blk_uring_init(struct blk_queue *q)
 {
-    struct blk_uring *u = &d->uring;
+    struct blk_uring *u = &q->uring;
     u->efd = -1;
-    int r = ring_init(d);
+    int r = ring_init(q);
     if (r < 0)
         return r;
     struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
@@ -75,9 +66,6 @@ int blk_uring_init(struct blk_dev *d)
     r = io_uring_register_eventfd(&u->ring, u->efd);
     if (r < 0)
         goto fail;
-    r = d->host->fd_watch(d->hctx, u->efd, NIMBUS_EV_IN, 0);
-    if (r < 0)
-        goto fail;
     u->up = 1;
     return 0;
 fail:
@@ -88,29 +76,52 @@ fail:
     return r;
 }
 
-void blk_uring_fini(struct blk_dev *d)
+int blk_uring_watch(struct blk_queue *q)
 {
-    struct blk_uring *u = &d->uring;
+    struct blk_dev *d = q->dev;
+    struct blk_uring *u = &q->uring;
+    if (!u->up)
+        return 0;
+    /* The token is the queue, so fd_ready finds its ring without a search. */
+    int r = d->groups ? d->host->fd_watch_group(d->hctx, q->index, u->efd,
+                                                NIMBUS_EV_IN, q->index)
+                      : d->host->fd_watch(d->hctx, u->efd, NIMBUS_EV_IN, q->index);
+    if (r == 0)
+        u->watched = 1;
+    return r;
+}
+
+void blk_uring_unwatch(struct blk_queue *q)
+{
+    struct blk_uring *u = &q->uring;
+    if (u->watched)
+        q->dev->host->fd_unwatch(q->dev->hctx, u->efd);
+    u->watched = 0;
+}
+
+void blk_uring_fini(struct blk_queue *q)
+{
+    struct blk_uring *u = &q->uring;
     if (!u->up)
         return;
-    d->host->fd_unwatch(d->hctx, u->efd);
+    blk_uring_unwatch(q);
     io_uring_queue_exit(&u->ring);
     close(u->efd);
     u->efd = -1;
     u->up = 0;
 }
 
-void blk_uring_mute(struct blk_dev *d, int mute)
+void blk_uring_mute(struct blk_queue *q, int mute)
 {
     /* Before 5.8 the flag does not exist: every CQE then signals. */
-    if (d->uring.up)
-        (void)io_uring_cq_eventfd_toggle(&d->uring.ring, !mute);
+    if (q->uring.up)
+        (void)io_uring_cq_eventfd_toggle(&q->uring.ring, !mute);
 }
 
-void blk_uring_eventfd_clear(struct blk_dev *d)
+void blk_uring_eventfd_clear(struct blk_queue *q)
 {
     uint64_t v;
-    if (d->uring.up && read(d->uring.efd, &v, sizeof(v)) < 0) {
+    if (q->uring.up && read(q->uring.efd, &v, sizeof(v)) < 0) {
         /* EAGAIN: nothing pending.  Nothing else can fail on an eventfd. */
     }
 }
@@ -135,9 +146,10 @@ static void prep(struct io_uring_sqe *sqe, const struct blk_op *op)
     }
 }
 
-void blk_uring_start(struct blk_dev *d, struct blk_req *r)
+void blk_uring_start(struct blk_queue *q, struct blk_req *r)
 {
-    struct blk_uring *u = &d->uring;
+    struct blk_dev *d = q->dev;
+    struct blk_uring *u = &q->uring;
     struct blk_op op;
     for (;;) {
         if (!blk_req_next_op(d, r, &op)) {
@@ -151,7 +163,7 @@ void blk_uring_start(struct blk_dev *d, struct blk_req *r)
         }
         struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
         if (!sqe) {
-            blk_uring_submit(d);
+            blk_uring_submit(q);
             sqe = io_uring_get_sqe(&u->ring);
         }
         if (!sqe) {
@@ -167,9 +179,10 @@ void blk_uring_start(struct blk_dev *d, struct blk_req *r)
     }
 }
 
-void blk_uring_submit(struct blk_dev *d)
+void blk_uring_submit(struct blk_queue *q)
 {
-    struct blk_uring *u = &d->uring;
+    struct blk_dev *d = q->dev;
+    struct blk_uring *u = &q->uring;
     if (!u->up || io_uring_sq_ready(&u->ring) == 0)
         return;
     int r = io_uring_submit(&u->ring);
@@ -178,31 +191,35 @@ void blk_uring_submit(struct blk_dev *d)
     /* -EAGAIN/-ENOMEM/-EBUSY: the SQEs stay queued; try again shortly. */
     if (r < 0 && !u->warned_submit) {
         u->warned_submit = 1;
-        BLK_LOG(d, NIMBUS_LOG_WARN, "virtio_blk: io_uring_submit failed: %s; retrying",
-                strerror(-r));
+        BLK_LOG(d, NIMBUS_LOG_WARN,
+                "virtio_blk: queue %u: io_uring_submit failed: %s; retrying",
+                q->index, strerror(-r));
     }
     if (!u->retry_armed) {
         u->retry_armed = 1;
-        d->host->timer_arm(d->hctx, BLK_RETRY_TIMER,
+        d->host->timer_arm(d->hctx, BLK_RETRY_TIMER + q->index,
                            d->host->clock_ns(d->hctx) + BLK_RETRY_NS);
     }
 }
 
-static void complete_one(struct blk_dev *d, struct blk_req *r, int64_t res)
+static void complete_one(struct blk_queue *q, struct blk_req *r, int64_t res)
 {
-    d->uring.inflight--;
+    struct blk_dev *d = q->dev;
+    q->uring.inflight--;
+    /* Only device-wide ops (reset, destroy, restore) set draining, and they
+     * never overlap a group call: a plain read is enough. */
     if (d->draining) {
         blk_req_drop(d, r);
         return;
     }
     blk_req_op_done(d, r, res);
-    blk_uring_start(d, r);
+    blk_uring_start(q, r);
 }
 
 /* Handle every CQE visible now; completions may queue follow-up SQEs. */
-static uint32_t reap_visible(struct blk_dev *d)
+static uint32_t reap_visible(struct blk_queue *q)
 {
-    struct io_uring *ring = &d->uring.ring;
+    struct io_uring *ring = &q->uring.ring;
     uint32_t total = 0;
     for (;;) {
         unsigned head, n = 0;
@@ -212,7 +229,7 @@ static uint32_t reap_visible(struct blk_dev *d)
             int64_t res = cqe->res;
             n++;
             if (r)
-                complete_one(d, r, res);
+                complete_one(q, r, res);
         }
         if (n == 0)
             return total;
@@ -221,16 +238,17 @@ static uint32_t reap_visible(struct blk_dev *d)
     }
 }
 
-uint32_t blk_uring_reap(struct blk_dev *d)
+uint32_t blk_uring_reap(struct blk_queue *q)
 {
-    if (!d->uring.up)
+    if (!q->uring.up)
         return 0;
-    return reap_visible(d);
+    return reap_visible(q);
 }
 
-void blk_uring_drain(struct blk_dev *d)
+void blk_uring_drain(struct blk_queue *q)
 {
-    struct blk_uring *u = &d->uring;
+    struct blk_dev *d = q->dev;
+    struct blk_uring *u = &q->uring;
     if (!u->up)
         return;
     d->draining = 1;
@@ -240,13 +258,14 @@ void blk_uring_drain(struct blk_dev *d)
             /* Closing the ring is the only way left to make sure no old
              * completion lands in a reused slot; carry on synchronously. */
             BLK_LOG(d, NIMBUS_LOG_ERROR,
-                    "virtio_blk: waiting for %u requests failed: %s; "
-                    "switching to synchronous I/O", u->inflight, strerror(-r));
-            blk_uring_fini(d);
+                    "virtio_blk: queue %u: waiting for %u requests failed: %s; "
+                    "switching to synchronous I/O", q->index, u->inflight,
+                    strerror(-r));
+            blk_uring_fini(q);
             u->inflight = 0;
             break;
         }
-        if (reap_visible(d) == 0 && r < 0 && r != -EINTR) {
+        if (reap_visible(q) == 0 && r < 0 && r != -EINTR) {
             /* Kernel short of resources: back off instead of spinning. */
             struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);
