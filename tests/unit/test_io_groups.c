@@ -41,7 +41,8 @@ struct gdev {
     int notified[NQ];
     pthread_t fd_thread;
     int fd_ready;
-    int met; /* both group calls were inside the plugin at the same time */
+    int armed; /* set by the test: kicks from now on meet inside the plugin */
+    int met;   /* both group calls were inside the plugin at the same time */
     int inside;       /* group calls running now (atomic) */
     int overlap_wide; /* a device-wide call saw a group call running */
 };
@@ -131,7 +132,12 @@ static void g_notify(void *dev, uint32_t q)
     __atomic_add_fetch(&g->inside, 1, __ATOMIC_SEQ_CST);
     g->notify_thread[q] = pthread_self();
     __atomic_store_n(&g->notified[q], 1, __ATOMIC_SEQ_CST);
-    if (q < 2) {
+    /*
+     * Only kicks the test sends itself: DRIVER_OK kicks every queue too, and
+     * a device-wide call then taking the group locks one by one (the status
+     * read right after it) could hold group 0 out while group 1 waits.
+     */
+    if (q < 2 && __atomic_load_n(&g->armed, __ATOMIC_SEQ_CST)) {
         /* Serialised groups would never be inside together: the wait runs out. */
         uint64_t end = now_ms() + 2000;
         while (__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 2 && now_ms() < end)
@@ -293,12 +299,21 @@ static void test_groups_run_in_parallel_on_their_threads(void **state)
     struct rig *r = *state;
     driver_up(r);
     struct gdev *g = the_dev;
+    usleep(20000); /* let the kicks DRIVER_OK sent drain */
+    __atomic_store_n(&g->armed, 1, __ATOMIC_SEQ_CST);
     /* Kick queues 0 and 1 (no ioeventfd here: the notify write goes
      * through the BAR, and the transport signals the queue's kick fd). */
     wr(r, r->bar + VPCI_NOTIFY_OFF + 0 * VPCI_NOTIFY_MULT, 2, 0);
     wr(r, r->bar + VPCI_NOTIFY_OFF + 1 * VPCI_NOTIFY_MULT, 2, 1);
-    /* Device-wide calls while the group calls sit inside the plugin. */
-    usleep(5000);
+    /*
+     * Device-wide calls while the group calls sit inside the plugin.  Only
+     * once both are in: a device-wide call takes the group locks one by one,
+     * so holding group 0's it would keep group 0 out while group 1 waits
+     * for it, and the rendezvous above would time out on a loaded machine.
+     */
+    uint64_t end = now_ms() + 5000;
+    while (__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 2 && now_ms() < end)
+        usleep(500);
     for (int i = 0; i < 20; i++)
         rd(r, r->bar + VPCI_DEVCFG_OFF, 4);
     wr(r, r->bar + VPCI_NOTIFY_OFF + 2 * VPCI_NOTIFY_MULT, 2, 2);
@@ -330,9 +345,13 @@ static void test_reset_excludes_group_calls(void **state)
     struct rig *r = *state;
     driver_up(r);
     struct gdev *g = the_dev;
+    usleep(20000);
+    __atomic_store_n(&g->armed, 1, __ATOMIC_SEQ_CST);
     wr(r, r->bar + VPCI_NOTIFY_OFF, 2, 0);
     wr(r, r->bar + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT, 2, 1);
-    usleep(5000);
+    uint64_t end = now_ms() + 5000;
+    while (__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 2 && now_ms() < end)
+        usleep(500);
     /* The driver resets the device while both groups are busy. */
     wr(r, r->bar + VPCI_COMMON_OFF + 0x14, 1, 0);
     assert_int_equal(rd(r, r->bar + VPCI_COMMON_OFF + 0x14, 1), 0);
