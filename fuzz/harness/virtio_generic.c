@@ -4,7 +4,9 @@
  * plugin is NIMBUS_FUZZ_DEFAULT_PLUGIN (baked in) or $NIMBUS_FUZZ_PLUGIN.
  * Options: $NIMBUS_FUZZ_OPTIONS, else a per-plugin default (virtio_blk gets
  * a 1 MiB temporary image, virtio_rng a temporary entropy file; both are
- * created with mkstemp in /dev/shm (else /tmp) and removed at exit).
+ * created with mkstemp in /dev/shm (else /tmp) and removed at exit;
+ * virtio_net gets two queue pairs on socketpairs whose other ends the
+ * harness feeds from the input, op 11).
  *
  * Input: u64 features (masked to what is offered; VERSION_1 is forced), u8
  * queue size (1 << (v % 7), capped at the device maximum), then ops (first
@@ -20,9 +22,11 @@
  *    a queue after reset is caught as a contract violation.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <nimbus/virtio_util.h>
@@ -56,6 +60,16 @@ static int rings_tainted;
  * waiting for input, or chains a state_restore dropped.  Waiting for them
  * again would only cost time. */
 static uint32_t held;
+
+/* virtio_net: per queue pair, the plugin's end of a socketpair (kept here
+ * to empty it between inputs) and the peer the input writes frames into. */
+#define VG_NET_PAIRS 2u
+#define VG_NET_MAX_DGRAM (64u << 10)
+static int net_dev_end[VG_NET_PAIRS] = {-1, -1};
+static int net_peer[VG_NET_PAIRS] = {-1, -1};
+/* Completions come from async I/O (blk's io_uring) unless every backend is
+ * a socketpair in this process: then there is nothing to wait for. */
+static int poll_ms = VG_DRAIN_POLL_MS;
 
 /* Taint when [gpa, gpa+len) may reach below the buffer space. */
 static void touch(uint64_t gpa)
@@ -95,6 +109,60 @@ static void make_tmp(const char *tag, uint32_t size)
     close(fd);
 }
 
+static void make_net_sockets(void)
+{
+    for (uint32_t i = 0; i < VG_NET_PAIRS; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+            perror("fuzz: setup: socketpair");
+            exit(1);
+        }
+        /* A small send buffer (32 KiB once the kernel doubles it) lets a
+         * few transmitted frames fill it: the device's "backend full" path. */
+        int sndbuf = 16384;
+        setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        net_dev_end[i] = sv[0];
+        net_peer[i] = sv[1];
+    }
+}
+
+/* Empty a socket: what the device sent, or left unread, in an earlier input. */
+static void net_drain(int fd)
+{
+    static uint8_t junk[VG_NET_MAX_DGRAM + 64];
+    while (fd >= 0 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) >= 0)
+        ;
+}
+
+static void net_drain_all(int dev_side)
+{
+    for (uint32_t i = 0; i < VG_NET_PAIRS; i++) {
+        net_drain(net_peer[i]);
+        if (dev_side)
+            net_drain(net_dev_end[i]);
+    }
+}
+
+/* Op 11 for virtio_net: u8 sel, u8 n, n bytes.  One datagram into queue
+ * pair sel & 1's socket: the n bytes (header first), padded with a pattern
+ * to (sel >> 2) * 1024 + n bytes when bit 1 is set (large, merged frames). */
+static void net_input(struct fuzz_in *in)
+{
+    static uint8_t dgram[VG_NET_MAX_DGRAM];
+    uint8_t sel = fin_u8(in);
+    const uint8_t *b;
+    size_t n = fin_take(in, fin_u8(in), &b);
+    size_t len = n;
+    memcpy(dgram, b, n);
+    if (sel & 2) {
+        len += (size_t)(sel >> 2) * 1024u;
+        for (size_t i = n; i < len; i++)
+            dgram[i] = (uint8_t)(i * 7);
+    }
+    if (send(net_peer[sel & 1], dgram, len, MSG_DONTWAIT) < 0)
+        return; /* the socket is full: the frame is lost, as on a wire */
+}
+
 /* The option string a plugin needs to be created at all; NULL when the
  * user's $NIMBUS_FUZZ_OPTIONS or "" will do. */
 static const char *default_options(const char *name)
@@ -108,6 +176,11 @@ static const char *default_options(const char *name)
     } else if (strcmp(name, "virtio_rng") == 0) {
         make_tmp("rng", 64u << 10);
         snprintf(opts, sizeof(opts), "src=%s", tmp_path);
+    } else if (strcmp(name, "virtio_net") == 0) {
+        make_net_sockets();
+        snprintf(opts, sizeof(opts), "fd=%d:%d,mac=52:54:00:12:34:56", net_dev_end[0],
+                 net_dev_end[1]);
+        poll_ms = 0;
     } else {
         return NULL;
     }
@@ -197,8 +270,9 @@ static uint32_t chains_in_flight(void)
 static void wait_io(void)
 {
     int quiet = 0;
+    net_drain_all(0); /* a peer that reads: blocked transmits go on */
     while (chains_in_flight() > held && quiet < 2) {
-        int n = fake_host_poll(&t.host, t.p, t.dev, VG_DRAIN_POLL_MS);
+        int n = fake_host_poll(&t.host, t.p, t.dev, poll_ms);
         quiet = n > 0 ? 0 : quiet + 1;
     }
     if (quiet == 2)
@@ -416,7 +490,7 @@ static void run_ops(struct fuzz_in *in, uint64_t features)
             /* Waiting only makes sense with I/O outstanding; otherwise it
              * would just cost the fuzzer 20 ms. */
             int wait = (fin_u8(in) & 1) && chains_in_flight() > held;
-            fake_host_poll(h, t.p, t.dev, wait ? VG_DRAIN_POLL_MS : 0);
+            fake_host_poll(h, t.p, t.dev, wait ? poll_ms : 0);
             break;
         }
         case OP_ADVANCE: {
@@ -440,6 +514,10 @@ static void run_ops(struct fuzz_in *in, uint64_t features)
             pt_roundtrip(&t, "(save/restore op)");
             break;
         case OP_CHR_INPUT: {
+            if (net_peer[0] >= 0) {
+                net_input(in);
+                break;
+            }
             const uint8_t *b;
             size_t n = fin_take(in, fin_u8(in), &b);
             pt_chr_input(&t, b, n);
@@ -469,6 +547,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_in in = {data, size};
     pt_begin(&t); /* host back to "attached", RAM cleared, device reset */
+    net_drain_all(1);
     uint64_t features = fin_le(&in, 8);
     activate(features, fin_u8(&in));
     run_ops(&in, features);
