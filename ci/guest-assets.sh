@@ -64,14 +64,21 @@ L1_MODULES=(
 
 # Modules the L2 guest initramfs loads at boot (the cloud kernel has virtio
 # as modules), with their dependencies: virtio-pci transport, block,
-# console (hvc0) and entropy devices.
+# console (hvc0), entropy and network devices (virtio_net pulls in
+# net_failover and failover).
 GUEST_MODULES=(
-    virtio_pci virtio_blk virtio_console virtio_rng
+    virtio_pci virtio_blk virtio_console virtio_rng virtio_net
 )
+
+# Host programs copied into the guest initramfs with their shared
+# libraries: ethtool shows virtio-net channels, offloads and per-queue
+# counters (`ethtool -l/-k/-S`), which busybox cannot.
+GUEST_HOST_PROGRAMS=(/usr/sbin/ethtool)
 
 # Files whose content defines what gets built (part of the cache key).
 RECIPE_FILES=(
     "$here/guest-assets.sh" "$here/lib/kmod.sh" "$here/lib/guest-init.sh"
+    "$here/lib/guest-udhcpc.sh"
     "$here/vmrun/l1-init.sh" "$here/vmrun/l1-stage2.sh" "$here/lib/extract-vmlinux.py"
 )
 
@@ -114,7 +121,11 @@ if ! resolve_all; then
     fi
 fi
 
-recipe_hash=$(cat "${RECIPE_FILES[@]}" | sha256sum | cut -c1-16)
+for prog in "${GUEST_HOST_PROGRAMS[@]}"; do
+    [[ -x $prog ]] || die "$prog is missing (ci/install-deps.sh installs it)"
+done
+# The copied programs are part of what gets built: their bytes join the key.
+recipe_hash=$(cat "${RECIPE_FILES[@]}" "${GUEST_HOST_PROGRAMS[@]}" | sha256sum | cut -c1-16)
 key_src="$gen_pkg=$gen_ver $cloud_pkg=$cloud_ver busybox-static=$bb_ver recipe=$recipe_hash"
 key="${cloud_ver//[^A-Za-z0-9.+-]/_}-$(printf '%s' "$key_src" | sha256sum | cut -c1-12)"
 dest=$root/$key
@@ -196,6 +207,16 @@ new_initramfs_tree() {
     if ((EUID == 0)); then mknod -m 600 "$t/dev/console" c 5 1; fi
 }
 
+# add_host_program TREE PROG: PROG and the shared libraries ldd lists, at
+# their host paths (the dynamic loader finds them there in the guest too).
+add_host_program() {
+    local t=$1 prog=$2 lib
+    install -D -m 755 "$prog" "$t$prog"
+    while IFS= read -r lib; do
+        [[ -e $t$lib ]] || install -D -m 755 "$(readlink -f "$lib")" "$t$lib"
+    done < <(ldd "$prog" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p')
+}
+
 # pack_cpio DIR OUT: gzip'ed newc archive, owned by root, reproducible.
 pack_cpio() {
     (cd "$1" && find . -print0 | LC_ALL=C sort -z |
@@ -227,6 +248,10 @@ printf '%s\n' "$cloud_kver" >"$out/guest/kernel-release"
 t=$work/guest-tree
 new_initramfs_tree "$t"
 install -m 755 "$here/lib/guest-init.sh" "$t/init"
+install -D -m 755 "$here/lib/guest-udhcpc.sh" "$t/etc/udhcpc/default.script"
+for prog in "${GUEST_HOST_PROGRAMS[@]}"; do
+    add_host_program "$t" "$prog"
+done
 kmod_closure "$work/cloud/lib/modules/$cloud_kver" "$t/lib/modules" "${GUEST_MODULES[@]}" ||
     die "module closure failed for $cloud_kver"
 log "L2 modules: $(tr '\n' ' ' <"$t/lib/modules/load.order")"

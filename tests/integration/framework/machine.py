@@ -7,6 +7,12 @@ peer).
     m = Machine(disks=[Disk(img, serial="abc")], rng=True)
     vm = factory.spawn(m.argv("nimbus"), "nimbus").wait_ready(180)
 
+NICs are `Net`s (virtio-net): a tap by name, tap fds the test opened
+(`m.pass_fds()` must reach the VMM: spawn(..., pass_fds=m.pass_fds())), or
+user-mode networking. QEMU cannot create or address a tap itself: a test
+that runs on QEMU makes the tap (framework.net.Tap) and configures its host
+side, which nimbus does from ip=/mask=.
+
 The agent console (framework.agent) is always the VMM's stdin/stdout:
 `agent="serial"` puts it on the 16550 (console=ttyS0), `agent="hvc0"` on
 the virtio console (console=hvc0; the guest init waits for virtio_console
@@ -84,10 +90,74 @@ class Disk:
 
 
 @dataclass
+class Net:
+    """A virtio-net NIC: nimbus' --net sub-options, mapped onto QEMU's."""
+
+    tap: str = ""                 # host tap name; nimbus tap=, QEMU ifname=
+    mac: str = ""                 # guest MAC
+    num_queues: Optional[int] = None   # virtqueues (2 per pair)
+    fds: Sequence[int] = ()       # nimbus fd=[..] (tap fds the test opened; passed to the child: pass_fds)
+    ip: str = ""; mask: str = ""  # nimbus ip=/mask= (host side of a tap nimbus creates)
+    user: bool = False            # user-mode networking
+    hostfwd: Sequence[str] = ()   # "tcp:127.0.0.1:2222-:22"
+    extra: str = ""               # more nimbus sub-options, appended verbatim
+
+    @property
+    def queue_pairs(self) -> int:
+        if self.num_queues is not None:
+            return max(1, self.num_queues // 2)
+        return max(1, len(self.fds))
+
+    def nimbus_option(self) -> str:
+        opts = []
+        if self.user:
+            opts.append("user=on")
+            if self.hostfwd:
+                opts.append(f"hostfwd=[{','.join(self.hostfwd)}]")
+        if self.tap:
+            opts.append(f"tap={self.tap}")
+        if self.fds:
+            opts.append(f"fd=[{','.join(str(fd) for fd in self.fds)}]")
+        for key in ("ip", "mask", "mac"):
+            if getattr(self, key):
+                opts.append(f"{key}={getattr(self, key)}")
+        if self.num_queues is not None:
+            opts.append(f"num_queues={self.num_queues}")
+        if self.extra:
+            opts.append(self.extra)
+        return ",".join(opts)
+
+    def qemu_options(self, index: int) -> List[str]:
+        nid = f"net{index}"
+        if self.user:
+            netdev = ["user", f"id={nid}"] + [f"hostfwd={r}" for r in self.hostfwd]
+        else:
+            # vhost=off: the data path stays in QEMU's process, as in nimbus.
+            netdev = ["tap", f"id={nid}", "vhost=off"]
+            if self.fds:
+                netdev.append(f"fds={':'.join(str(fd) for fd in self.fds)}"
+                              if len(self.fds) > 1 else f"fd={self.fds[0]}")
+            else:
+                if not self.tap:
+                    raise ValueError("QEMU needs a tap name or fds (it creates no tap by itself)")
+                netdev += [f"ifname={self.tap}", "script=no", "downscript=no"]
+                if self.queue_pairs > 1:
+                    netdev.append(f"queues={self.queue_pairs}")
+        dev = ["virtio-net-pci", f"netdev={nid}", f"id=nic{index}"]
+        if self.mac:
+            dev.append(f"mac={self.mac}")
+        if self.queue_pairs > 1:
+            # One MSI-X vector per virtqueue, plus config and control.
+            dev += ["mq=on", f"vectors={2 * self.queue_pairs + 2}"]
+        return ["-netdev", ",".join(netdev), "-device", ",".join(dev)]
+
+
+@dataclass
 class Machine:
     """What the guest gets; argv(vmm) turns it into a command line."""
 
     disks: Sequence[Disk] = ()
+    nets: Sequence[Net] = ()
     rng: bool = False
     rng_src: str = "/dev/urandom"
     agent: str = "serial"                 # "serial" (ttyS0) or "hvc0"
@@ -116,6 +186,10 @@ class Machine:
             extra.append("console=hvc0")
         return paths.guest_cmdline(*extra)
 
+    def pass_fds(self) -> List[int]:
+        """File descriptors the VMM child must inherit (Net.fds)."""
+        return [fd for n in self.nets for fd in n.fds]
+
     def argv(self, vmm: str, binary: Optional[Path] = None) -> List[str]:
         assets = paths.assets()
         kernel = self.kernel or assets.guest_kernel
@@ -136,6 +210,8 @@ class Machine:
         extra: List[str] = []
         for d in self.disks:
             extra += ["--disk", d.nimbus_option()]
+        for n in self.nets:
+            extra += ["--net", n.nimbus_option()]
         if self.rng:
             extra += ["--rng", f"src={self.rng_src}"]
         return nimbus_argv(binary, kernel, initramfs, cmdline=self.cmdline(),
@@ -165,6 +241,8 @@ class Machine:
                      "-chardev", con_dev, "-device", "virtconsole,chardev=con0,bus=vser0.0"]
         for i, d in enumerate(self.disks):
             argv += d.qemu_options(i)
+        for i, n in enumerate(self.nets):
+            argv += n.qemu_options(i)
         if self.rng:
             argv += ["-object", f"rng-random,id=rng0,filename={self.rng_src}",
                      "-device", "virtio-rng-pci,rng=rng0"]

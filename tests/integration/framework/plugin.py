@@ -76,10 +76,11 @@ class VmFactory:
         self._taps: List[Tap] = []
         self._dirs: List[Path] = []
 
-    def spawn(self, argv: Sequence[str], name: str = "vm") -> Vm:
+    def spawn(self, argv: Sequence[str], name: str = "vm", pass_fds: Sequence[int] = ()) -> Vm:
+        """Start argv as a Vm; pass_fds: descriptors it inherits."""
         workdir = Path(tempfile.mkdtemp(prefix=f"nimbus-it-{name}-"))
         self._dirs.append(workdir)
-        vm = Vm(name, argv, workdir)
+        vm = Vm(name, argv, workdir, pass_fds=pass_fds)
         self.vms.append(vm)
         return vm.start()
 

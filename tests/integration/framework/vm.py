@@ -28,8 +28,9 @@ class Vm:
     """
 
     def __init__(self, name: str, argv: Sequence[str], workdir: Path,
-                 env: Optional[dict] = None):
+                 env: Optional[dict] = None, pass_fds: Sequence[int] = ()):
         self.name = name
+        self.pass_fds = tuple(pass_fds)   # fds the VMM inherits (tap fds for --net fd=)
         self.argv = [str(a) for a in argv]
         self.workdir = Path(workdir)
         self.env = env
@@ -48,7 +49,7 @@ class Vm:
         self.proc = subprocess.Popen(
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._stderr_file, env=self.env, cwd=self.workdir,
-            start_new_session=True, close_fds=True)
+            start_new_session=True, close_fds=True, pass_fds=self.pass_fds)
         _LIVE.add(self)
         self.console = Console(self.proc.stdout.fileno(), self.serial_log_path)
         return self
@@ -167,14 +168,16 @@ def kill_all_live() -> None:
         vm.kill()
 
 
-def run_vmm(argv: Sequence[str], timeout: float, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+def run_vmm(argv: Sequence[str], timeout: float, cwd: Optional[Path] = None,
+            pass_fds: Sequence[int] = ()) -> subprocess.CompletedProcess:
     """Run a VMM that is expected to exit by itself (bad arguments, bad
     kernel): no console, stdin closed, captured output. The process group is
-    killed if it outlives `timeout` (then TimeoutExpired is raised)."""
+    killed if it outlives `timeout` (then TimeoutExpired is raised).
+    pass_fds: descriptors the VMM inherits (e.g. for --net fd=)."""
     proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             cwd=cwd, start_new_session=True, text=True,
-                            errors="replace")
+                            errors="replace", pass_fds=tuple(pass_fds))
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
