@@ -470,6 +470,12 @@ static int h_vq_notify(void *hctx, uint32_t queue)
     return d->virtio ? virtio_pci_vq_notify(d->virtio, queue) : -ENODEV;
 }
 
+static uint32_t h_vq_size(void *hctx, uint32_t queue)
+{
+    struct device *d = hctx;
+    return d->virtio ? virtio_pci_vq_size(d->virtio, queue) : 0;
+}
+
 static int h_virtio_config_changed(void *hctx)
 {
     struct device *d = hctx;
@@ -507,6 +513,7 @@ const nimbus_host_api device_host_api = {
     .virtio_config_changed = h_virtio_config_changed,
     .virtio_needs_reset = h_virtio_needs_reset,
     .fd_watch_group = h_fd_watch_group,
+    .vq_size = h_vq_size,
 };
 
 /* ---- instances ----------------------------------------------------------- */

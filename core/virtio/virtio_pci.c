@@ -465,6 +465,14 @@ int virtio_pci_vq_notify(struct virtio_pci *v, uint32_t queue)
     return v->func ? pci_msix_notify(v->func, q->msix_vector) : 0;
 }
 
+uint32_t virtio_pci_vq_size(struct virtio_pci *v, uint32_t queue)
+{
+    /* size only changes while the queue is stopped, device-wide. */
+    if (queue >= v->nq || !v->q[queue].vq.started)
+        return 0;
+    return v->q[queue].vq.size;
+}
+
 int virtio_pci_config_changed(struct virtio_pci *v)
 {
     __atomic_fetch_add(&v->config_generation, 1, __ATOMIC_RELAXED);

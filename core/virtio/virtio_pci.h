@@ -52,6 +52,7 @@ int virtio_pci_vq_pop(struct virtio_pci *v, uint32_t queue, nimbus_vq_buf *bufs,
                       uint32_t *nbufs, uint32_t *head);
 int virtio_pci_vq_push(struct virtio_pci *v, uint32_t queue, uint32_t head, uint32_t written);
 int virtio_pci_vq_notify(struct virtio_pci *v, uint32_t queue);
+uint32_t virtio_pci_vq_size(struct virtio_pci *v, uint32_t queue);
 int virtio_pci_config_changed(struct virtio_pci *v);
 void virtio_pci_needs_reset(struct virtio_pci *v, const char *why);
 

@@ -144,6 +144,13 @@ static int fv_vq_notify(void *hctx, uint32_t queue)
     return 0;
 }
 
+static uint32_t fv_vq_size(void *hctx, uint32_t queue)
+{
+    struct fake_host *h = host_of(hctx);
+    struct virtqueue *q = service_queue(h, queue, "vq_size() on a queue the device does not have");
+    return q && h->virtio.active && q->started ? q->size : 0;
+}
+
 static int fv_config_changed(void *hctx)
 {
     host_of(hctx)->virtio.config_changed++;
@@ -163,6 +170,7 @@ void fake_virtio_init(struct fake_host *h)
     a->vq_pop = fv_vq_pop;
     a->vq_push = fv_vq_push;
     a->vq_notify = fv_vq_notify;
+    a->vq_size = fv_vq_size;
     a->virtio_config_changed = fv_config_changed;
     a->virtio_needs_reset = fv_needs_reset;
     h->virtio.mem.map = fv_map;

@@ -7,7 +7,7 @@
 /* The services this device cannot work without (ABI minor 2: I/O groups). */
 static int host_ok(const nimbus_host_api *h)
 {
-    return NIMBUS_HAS_MEMBER(h, nimbus_host_api, fd_watch_group) && h->fd_watch_group &&
+    return NIMBUS_HAS_MEMBER(h, nimbus_host_api, vq_size) && h->vq_size && h->fd_watch_group &&
            h->vq_pop && h->vq_push && h->vq_notify && h->timer_arm && h->clock_ns &&
            h->fd_unwatch;
 }

@@ -82,19 +82,27 @@ static int held_deliver(struct net_pair *p, int *pushed)
     struct net_held *h = &p->held;
     int mrg = net_has(d, VIRTIO_NET_F_MRG_RXBUF);
     while (h->left) {
-        if (h->nheads >= d->opts.queue_size || (h->nheads && !mrg)) {
-            held_drop(p); /* the whole ring cannot hold it */
-            *pushed = 1;
-            return 1;
-        }
         struct net_chain c;
         int r = net_pop(d, NET_RXQ(p->index), &c, 1, &p->bad_chains);
-        if (r <= 0)
+        if (r <= 0) {
+            /* Holding every entry of the ring: no more buffers can come. */
+            if (h->nheads && h->nheads >= d->host->vq_size(d->hctx, NET_RXQ(p->index))) {
+                held_drop(p);
+                *pushed = 1;
+                return 1;
+            }
             return 0;
+        }
         if (!mrg && c.cap < h->left) {
             d->host->vq_push(d->hctx, NET_RXQ(p->index), c.head, 0);
             h->active = 0;
             p->rx_dropped++;
+            *pushed = 1;
+            return 1;
+        }
+        if (h->nheads >= d->opts.queue_size) { /* cannot happen: a ring holds fewer */
+            d->host->vq_push(d->hctx, NET_RXQ(p->index), c.head, 0);
+            held_drop(p);
             *pushed = 1;
             return 1;
         }

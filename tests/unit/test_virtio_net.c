@@ -754,6 +754,37 @@ static void test_rx_mergeable(void **state)
     assert_int_equal(f->h.ram[gpa[need] + 10], 1);
 }
 
+/* A ring too small for a merged frame: the device holds every entry, no
+ * more can come, so it drops the frame (zero-length buffers) instead of
+ * waiting for ever, and the next frame gets through. */
+static void test_rx_small_ring_drops_instead_of_stalling(void **state)
+{
+    struct fx *f = *state;
+    sock_dev(f, 1, "");
+    assert_int_equal(fake_host_virtio_activate(&f->h, f->p, f->dev, ALL, 16), 0);
+    enum { BUF = 1526, FRAME = 60000, RING = 16 };
+    int head[RING];
+    uint64_t gpa[RING];
+    for (unsigned i = 0; i < RING; i++)
+        head[i] = post_rx(f, 0, BUF, &gpa[i]);
+    kick(f, NET_RXQ(0));
+    static uint8_t pkt[HDR + FRAME];
+    make_hdr(pkt, 0, 0, 0, 0, 0, 0);
+    make_frame(pkt + HDR, FRAME, 3);
+    peer_send(f, 0, pkt, sizeof(pkt));
+    for (unsigned i = 0; i < RING; i++)
+        expect_used(f, NET_RXQ(0), head[i], 0);
+    assert_int_equal(nd(f)->pair[0].rx_dropped, 1);
+    assert_int_equal(nd(f)->pair[0].rx_frames, 0);
+    /* The ring is free again and the device reads the next frame. */
+    int h2 = post_rx(f, 0, BUF, NULL);
+    kick(f, NET_RXQ(0));
+    make_frame(pkt + HDR, 200, 4);
+    peer_send(f, 0, pkt, HDR + 200);
+    expect_used(f, NET_RXQ(0), h2, HDR + 200);
+    assert_int_equal(nd(f)->pair[0].rx_frames, 1);
+}
+
 /* Without MRG_RXBUF a frame larger than the buffer is dropped and the
  * buffer reused for the next frame. */
 static void test_rx_too_big_without_mrg(void **state)
@@ -1413,6 +1444,7 @@ int main(void)
         T(test_tx_backend_full),
         T(test_rx_basic),
         T(test_rx_mergeable),
+        T(test_rx_small_ring_drops_instead_of_stalling),
         T(test_rx_too_big_without_mrg),
         T(test_rx_waits_for_buffers),
         T(test_rx_peer_closed),

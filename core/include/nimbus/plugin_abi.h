@@ -278,6 +278,13 @@ typedef struct nimbus_host_api {
      */
     int (*fd_watch_group)(void *hctx, uint32_t group, int fd, uint32_t events,
                           uint64_t token);
+    /*
+     * Entries of `queue` as the driver set it up (at most queue_size_max),
+     * 0 when the queue is not running.  A device that collects several
+     * chains for one request (merged receive buffers) must not wait for
+     * more than the ring can ever hold.
+     */
+    uint32_t (*vq_size)(void *hctx, uint32_t queue);
 
     /* Append new services here (minor bump). */
 } nimbus_host_api;
