@@ -48,6 +48,7 @@ RUN set -eu; \
         cmake \
         cpio \
         e2fsprogs \
+        ethtool \
         file \
         gcc \
         git \
