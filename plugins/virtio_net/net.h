@@ -90,6 +90,7 @@
 #define NET_MAX_HOSTFWD 16u
 #define NET_TIMERS 8u              /* host timer ids slirp may use */
 #define NET_USER_TOKEN 0x1000u     /* fd_ready token of the slirp poll set */
+#define NET_RESCHED_TOKEN 0x2000u  /* | pair index: a pair's resched eventfd */
 
 struct net_hostfwd {
     int udp;
@@ -151,6 +152,8 @@ struct net_pair {
     struct net_chain tx;   /* popped, the backend had no room (tx_held) */
     int tx_held;
     int tx_blocked;        /* waiting for the fd to become writable */
+    int resched_fd;        /* eventfd: "go on transmitting" after a full budget */
+    int resched_watched;
     uint8_t *linear;       /* user mode: a frame made contiguous for slirp */
 
     /* counters */

@@ -1,5 +1,6 @@
 /* virtio-net plugin: ABI entry points. */
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -35,6 +36,7 @@ static int net_create(const nimbus_host_api *host, void *hctx, const char *optio
     d->hctx = hctx;
     for (uint32_t i = 0; i < NET_MAX_PAIRS; i++) {
         d->pair[i].fd = -1;
+        d->pair[i].resched_fd = -1;
         d->pair[i].dev = d;
         d->pair[i].index = i;
     }
@@ -48,7 +50,11 @@ static int net_create(const nimbus_host_api *host, void *hctx, const char *optio
     d->active_pairs = 1;
     for (uint32_t i = 0; i < d->pairs && rc == 0; i++) {
         struct net_pair *p = &d->pair[i];
-        if (net_rx_alloc(d, p) < 0) {
+        p->resched_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (p->resched_fd < 0) {
+            nimbus_errf(err, errlen, "virtio_net: eventfd: %s", strerror(errno));
+            rc = -errno;
+        } else if (net_rx_alloc(d, p) < 0) {
             nimbus_errf(err, errlen, "virtio_net: out of memory");
             rc = -ENOMEM;
         } else if (!d->opts.user) {
@@ -83,6 +89,12 @@ static void pairs_quiesce(struct net_dev *d)
         if (p->events && p->fd >= 0)
             d->host->fd_unwatch(d->hctx, p->fd);
         p->events = 0;
+        if (p->resched_watched)
+            d->host->fd_unwatch(d->hctx, p->resched_fd);
+        p->resched_watched = 0;
+        uint64_t v;
+        if (p->resched_fd >= 0 && read(p->resched_fd, &v, sizeof(v)) < 0)
+            v = 0; /* nothing was pending */
         net_rx_reset(p);
         p->tx_held = p->tx_blocked = 0;
         p->eof = 0;
@@ -100,6 +112,8 @@ static void net_destroy(void *dev)
         struct net_pair *p = &d->pair[i];
         if (p->fd >= 0)
             close(p->fd);
+        if (p->resched_fd >= 0)
+            close(p->resched_fd);
         net_rx_free(p);
         free(p->linear);
     }
@@ -200,6 +214,13 @@ static void net_fd_ready(void *dev, int fd, uint64_t token, uint32_t revents)
     if (token == NET_USER_TOKEN) {
         if (fd == net_user_fd(d))
             net_user_fd_ready(d);
+        return;
+    }
+    if ((token & ~0xffull) == NET_RESCHED_TOKEN && (token & 0xff) < d->pairs) {
+        struct net_pair *p = &d->pair[token & 0xff];
+        uint64_t v;
+        if (fd == p->resched_fd && read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+            net_tx_run(p);
         return;
     }
     if (token >= d->pairs || d->pair[token].fd != fd)

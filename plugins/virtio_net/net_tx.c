@@ -5,6 +5,7 @@
  * the chain and waits for the fd to become writable, so no vCPU and no
  * thread ever blocks on it.
  */
+#include <errno.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -79,6 +80,25 @@ drop:
     return 1;
 }
 
+/*
+ * Come back to this queue through the pair's own eventfd: the loop then
+ * serves the tap (incoming ACKs) before we go on, which is what keeps a
+ * busy transmit queue from starving receive on the same thread.
+ */
+static void tx_resched(struct net_pair *p)
+{
+    struct net_dev *d = p->dev;
+    uint64_t one = 1;
+    if (!p->resched_watched) {
+        if (d->host->fd_watch_group(d->hctx, p->index, p->resched_fd, NIMBUS_EV_IN,
+                                    NET_RESCHED_TOKEN | p->index) < 0)
+            return; /* then the next kick carries on */
+        p->resched_watched = 1;
+    }
+    if (write(p->resched_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        NET_LOG(d, NIMBUS_LOG_WARN, "queue pair %u: resched: %s", p->index, strerror(errno));
+}
+
 void net_tx_run(struct net_pair *p)
 {
     struct net_dev *d = p->dev;
@@ -87,10 +107,15 @@ void net_tx_run(struct net_pair *p)
     if (!d->activated || p->tx_blocked)
         return;
     /*
-     * No budget: with EVENT_IDX the driver only kicks again once we have
-     * found the queue empty, so stopping early could strand frames.
+     * At most a budget per call.  With EVENT_IDX the driver only kicks again
+     * once we have found the queue empty, so a full budget reschedules
+     * itself instead of waiting for a kick.
      */
-    for (;;) {
+    for (uint32_t done = 0;; done++) {
+        if (done == NET_BUDGET) {
+            tx_resched(p);
+            break;
+        }
         if (!p->tx_held) {
             if (net_pop(d, q, &p->tx, 0, &p->bad_chains) <= 0)
                 break;

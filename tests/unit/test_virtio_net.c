@@ -495,6 +495,36 @@ static void test_tx_byte_exact(void **state)
     assert_int_equal(nd(f)->pair[0].tx_dropped, 0);
 }
 
+/* More frames than one call's budget, with a single kick: the device must
+ * come back for the rest by itself (the driver will not kick again while
+ * the queue was never found empty), after letting the loop serve others. */
+static void test_tx_budget_reschedules(void **state)
+{
+    struct fx *f = *state;
+    sock_dev(f, 1, "queue_size=512");
+    assert_int_equal(fake_host_virtio_activate(&f->h, f->p, f->dev, ALL, 512), 0);
+    enum { N = 400 };
+    static int head[N];
+    uint8_t pkt[HDR + 64], got[256];
+    for (unsigned i = 0; i < N; i++) {
+        make_hdr(pkt, 0, 0, 0, 0, 0, 0);
+        make_frame(pkt + HDR, 64, i);
+        head[i] = tx_one_buf(f, 0, pkt, sizeof(pkt));
+    }
+    kick(f, NET_TXQ(0));
+    unsigned seen = 0;
+    for (int polls = 0; polls < MAX_POLLS && seen < N; polls++) {
+        while (peer_recv(f, 0, got, sizeof(got), 0) == (ssize_t)sizeof(pkt))
+            seen++;
+        if (seen < N)
+            fake_host_poll(&f->h, f->p, f->dev, 10);
+    }
+    assert_int_equal(seen, N);
+    for (unsigned i = 0; i < N; i++)
+        expect_used(f, NET_TXQ(0), head[i], 0);
+    assert_int_equal(nd(f)->pair[0].tx_frames, N);
+}
+
 static void test_tx_split_chain(void **state)
 {
     struct fx *f = *state;
@@ -1439,6 +1469,7 @@ int main(void)
         T(test_info_and_config),
         T(test_tx_byte_exact),
         T(test_tx_split_chain),
+        T(test_tx_budget_reschedules),
         T(test_tx_hostile_headers),
         T(test_tx_no_csum),
         T(test_tx_backend_full),
