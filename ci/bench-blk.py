@@ -23,7 +23,11 @@ guest now and then stops answering (see tests/integration/README.md); such a
 boot is discarded whole and rerun, at most --max-lost times per VMM, and the
 count is printed with the results.
 
-  ci/bench-blk.py [--vmms nimbus,qemu] [--seconds 5] [--jobs 4] [--runs 3] [--rounds 2]
+nimbus-1q in --vmms adds nimbus with num_queues=1 (one I/O thread), to show
+what the per-queue I/O threads buy: the random-read line then also prints
+nimbus' IOPS over nimbus-1q's.
+
+  ci/bench-blk.py [--vmms nimbus,qemu[,nimbus-1q]] [--seconds 5] [--jobs 4] [--runs 3] [--rounds 2]
                   [--qemu-aio io_uring|threads|native] [--dir DIR [--direct]] [--markdown]
 """
 import argparse
@@ -141,7 +145,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nimbus", default=str(ROOT / "build" / "nimbus"))
     ap.add_argument("--qemu", default="qemu-system-x86_64")
-    ap.add_argument("--vmms", default="nimbus,qemu", help="comma-separated: nimbus,qemu")
+    ap.add_argument("--vmms", default="nimbus,qemu",
+                    help="comma-separated: nimbus,qemu,nimbus-1q (nimbus with one queue)")
     ap.add_argument("--size-mib", type=int, default=256, help="backing file size")
     ap.add_argument("--seconds", type=int, default=5, help="per measurement")
     ap.add_argument("--jobs", type=int, default=4, help="random-read requests in flight")
@@ -165,7 +170,7 @@ def main() -> int:
     a.nimbus = str(Path(a.nimbus).resolve())
     vmms = [v.strip() for v in a.vmms.split(",") if v.strip()]
     for v in vmms:
-        if v not in ("nimbus", "qemu"):
+        if v not in ("nimbus", "qemu", "nimbus-1q"):
             ap.error(f"--vmms: unknown VMM '{v}'")
     if a.qemu_aio == "native" and not a.direct:
         ap.error("--qemu-aio native needs --direct (QEMU requires cache.direct=on)")
@@ -192,9 +197,10 @@ def main() -> int:
 
         argvs = {}
         for name in vmms:
-            machine = Machine(disks=[Disk(backing, direct=a.direct)], initramfs=initramfs,
-                              cpus=a.cpus, memory_mib=a.memory_mib)
-            if name == "nimbus":
+            queues = 1 if name == "nimbus-1q" else None
+            machine = Machine(disks=[Disk(backing, direct=a.direct, num_queues=queues)],
+                              initramfs=initramfs, cpus=a.cpus, memory_mib=a.memory_mib)
+            if name.startswith("nimbus"):
                 argvs[name] = machine.argv("nimbus", Path(a.nimbus))
             else:
                 argvs[name] = qemu_drive_args(a.qemu_aio)(machine.argv("qemu", a.qemu))
@@ -231,11 +237,18 @@ def main() -> int:
           ", ".join(f"{name} {n}" for name, n in lost.items()))
     cols = [("seqread", "seq read MiB/s"), ("seqwrite", "seq write MiB/s"),
             ("randread", f"4K randread IOPS (QD{a.jobs})")]
-    print(f"{'VMM':<8}" + "".join(f"{title:>26}" for _, title in cols))
+    print(f"{'VMM':<10}" + "".join(f"{title:>26}" for _, title in cols))
     for name in vmms:
-        print(f"{name:<8}" + "".join(f"{results[(name, m)]:>26.1f}" for m, _ in cols))
-    if set(vmms) == {"nimbus", "qemu"}:
-        print(f"{'ratio':<8}" + "".join(
+        print(f"{name:<10}" + "".join(f"{results[(name, m)]:>26.1f}" for m, _ in cols))
+    if {"nimbus", "nimbus-1q"} <= set(vmms):
+        n, one = results[("nimbus", "randread")], results[("nimbus-1q", "randread")]
+        print(f"queue scaling: nimbus {a.cpus} queues / 1 queue, 4K randread QD{a.jobs}: "
+              f"{n:.1f} / {one:.1f} = {n / one:.2f}")
+        if a.markdown:
+            print(f"| virtio-blk 4K randread IOPS (QD{a.jobs}), nimbus {a.cpus} queues vs 1 "
+                  f"| {n:.1f} | {one:.1f} (nimbus, 1 queue) | {n / one:.2f} |")
+    if {"nimbus", "qemu"} <= set(vmms):
+        print(f"{'ratio':<10}" + "".join(
             f"{results[('nimbus', m)] / results[('qemu', m)]:>26.2f}" for m, _ in cols))
         if a.markdown:
             for m, title in cols:
