@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_args.h"
+
 #define MAX_THREADS 64
 #define ALIGN 4096
 
@@ -112,15 +114,7 @@ static void usage(void)
 
 static uint64_t parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) {
-        fprintf(stderr, "blkbench: %s needs an integer in %" PRIu64 "..%" PRIu64
-                        ", got '%s'\n", opt, min, max, s);
-        exit(2);
-    }
-    return v;
+    return bench_parse_u64("blkbench", opt, s, min, max);
 }
 
 int main(int argc, char **argv)
