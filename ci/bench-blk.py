@@ -17,11 +17,12 @@ QEMU: -M microvm,pcie=on (ECAM+ACPI, no firmware, like nimbus) with
 virtio-blk-pci; --qemu-aio picks its I/O back end (default io_uring: QEMU's
 fastest on a file in the page cache; threads is its portable pool).
 
-Without a hardware-virtualisation /dev/kvm, the script re-runs itself inside
-ci/vmrun.sh (the nested test host), like the integration tests. There a
-guest now and then stops answering (see tests/integration/README.md); such a
-boot is discarded whole and rerun, at most --max-lost times per VMM, and the
-count is printed with the results.
+Without a hardware-virtualisation /dev/kvm, every boot runs in a nested test
+host of its own (ci/vmrun.sh, through ci/lib/nested_boots.py), like the
+integration tests. There a guest now and then stops answering, or the nested
+host dies (see tests/integration/README.md); such a boot is discarded whole
+and rerun, at most --max-lost times per VMM, and the count is printed with
+the results.
 
 nimbus-1q in --vmms adds nimbus with num_queues=1 (one I/O thread), to show
 what the per-queue I/O threads buy: the random-read line then also prints
@@ -42,11 +43,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "ci" / "lib"))
 
 from framework import paths  # noqa: E402
 from framework.machine import Disk, Machine  # noqa: E402
 from framework.console import ConsoleClosed, ConsoleTimeout  # noqa: E402
 from framework.vm import Vm  # noqa: E402
+import nested_boots  # noqa: E402
 
 MODES = ("seqread", "seqwrite", "randread")
 BOOT_TIMEOUT = 180
@@ -67,18 +70,6 @@ def build_blkbench(outdir: Path) -> Path:
     out.write_bytes(subprocess.run(["gzip", "-n", "-6"], input=cpio, check=True,
                                    stdout=subprocess.PIPE).stdout)
     return out
-
-
-def reexec_nested(argv) -> int:
-    """Build the guest tool here (fast), then run this script in ci/vmrun.sh."""
-    outdir = ROOT / "build" / "bench-blk"
-    outdir.mkdir(parents=True, exist_ok=True)
-    cpio = build_blkbench(outdir)
-    cmd = [str(ROOT / "ci" / "vmrun.sh"), "--timeout", "1800", "--",
-           "/usr/bin/python3", str(Path(__file__).resolve()), "--blkbench-cpio", str(cpio), *argv]
-    print("bench-blk: no VMX/SVM /dev/kvm here: running in the nested test host "
-          "(ci/vmrun.sh)", file=sys.stderr, flush=True)
-    return subprocess.run(cmd, cwd=ROOT).returncode
 
 
 def qemu_drive_args(qemu_aio: str):
@@ -165,6 +156,7 @@ def main() -> int:
                     help="nested host only: boots per VMM rerun after the guest stopped "
                          "answering before the benchmark fails")
     ap.add_argument("--blkbench-cpio", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--one-boot-out", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     # The VMMs run in their own work directories.
     a.nimbus = str(Path(a.nimbus).resolve())
@@ -175,9 +167,16 @@ def main() -> int:
     if a.qemu_aio == "native" and not a.direct:
         ap.error("--qemu-aio native needs --direct (QEMU requires cache.direct=on)")
 
-    if not paths.hardware_kvm() and os.environ.get("NIMBUS_VMRUN") != "1":
-        return reexec_nested(sys.argv[1:])
-    nested = os.environ.get("NIMBUS_VMRUN") == "1"
+    nested = not paths.hardware_kvm()
+    if nested and os.environ.get("NIMBUS_VMRUN") != "1":
+        outdir = ROOT / "build" / "bench-blk"
+        outdir.mkdir(parents=True, exist_ok=True)
+        cpio = build_blkbench(outdir)
+        samples, _, lost = nested_boots.run("bench-blk", Path(__file__).resolve(),
+                                            ["--blkbench-cpio", str(cpio)], vmms, a.rounds,
+                                            a.max_lost, outdir, timeout=600)
+        report(a, vmms, {k: statistics.median(v) for k, v in samples.items()}, lost, nested)
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="bench-blk-") as td:
         td = Path(td)
@@ -217,17 +216,23 @@ def main() -> int:
                         # The nested host wedges L2 guests now and then
                         # (tests/integration/README.md); a boot that stops
                         # answering is rerun, counted and reported, never
-                        # silently dropped.
+                        # silently dropped (a single boot: by the caller).
                         lost[name] += 1
-                        if not nested or lost[name] > a.max_lost:
+                        if not nested or a.one_boot_out or lost[name] > a.max_lost:
                             raise
                         log(f"WARNING: {name} guest stopped answering ({e}); "
                             f"rerunning this boot ({lost[name]} of at most {a.max_lost})")
-        results = {k: statistics.median(v) for k, v in samples.items()}
         shutil.rmtree(backing_dir, ignore_errors=True)
+    if a.one_boot_out:
+        nested_boots.write_one_boot(a.one_boot_out, samples)
+        return 0
+    report(a, vmms, {k: statistics.median(v) for k, v in samples.items()}, lost, nested)
+    return 0
 
-    host = ("nested (QEMU-TCG L1 with SVM; compare ratios, not absolute figures)"
-            if os.environ.get("NIMBUS_VMRUN") == "1" else "direct")
+
+def report(a, vmms, results, lost, nested) -> None:
+    host = ("nested (QEMU-TCG L1 with SVM, a fresh one per boot; compare ratios, not "
+            "absolute figures)" if nested else "direct")
     cache = "O_DIRECT" if a.direct else "host page cache"
     print(f"\nvirtio-blk, {a.size_mib} MiB raw file in {a.dir or '/tmp'}, {cache}; "
           f"guest O_DIRECT, {a.seconds} s, median of {a.rounds} boots x {a.runs} runs; host: {host}")
@@ -254,7 +259,6 @@ def main() -> int:
             for m, title in cols:
                 n, q = results[("nimbus", m)], results[("qemu", m)]
                 print(f"| virtio-blk {title} | {n:.1f} | {q:.1f} | {n / q:.2f} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ with the results.
                   [--rounds 2] [--rr-size 1] [--markdown]
 """
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -42,11 +41,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "ci" / "lib"))
 
 from framework import paths  # noqa: E402
 from framework.machine import Machine, Net  # noqa: E402
 from framework.console import ConsoleClosed, ConsoleTimeout  # noqa: E402
 from framework.vm import Vm  # noqa: E402
+import nested_boots  # noqa: E402
 
 BOOT_TIMEOUT = 180
 HOST_IP, GUEST_IP, PREFIX = "192.168.250.1", "192.168.250.2", 24
@@ -82,44 +83,6 @@ def build_netbench(outdir: Path):
     out.write_bytes(subprocess.run(["gzip", "-n", "-6"], input=cpio, check=True,
                                    stdout=subprocess.PIPE).stdout)
     return out, binary
-
-
-def nested_boots(a, vmms, outdir: Path):
-    """Each boot in a nested host of its own: one that dies takes one boot
-    with it, not the run.  Returns samples, info and lost counts."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    cpio, _ = build_netbench(outdir)
-    print("bench-net: no VMX/SVM /dev/kvm here: every boot runs in a nested test host "
-          "(ci/vmrun.sh)", file=sys.stderr, flush=True)
-    samples, info = {}, {}
-    lost = {name: 0 for name in vmms}
-    inner = [a2 for a2 in sys.argv[1:]]
-    for r in range(a.rounds):
-        for name in (vmms if r % 2 == 0 else vmms[::-1]):
-            while True:
-                out = outdir / f"boot-{name}-{os.getpid()}.json"
-                out.unlink(missing_ok=True)
-                cmd = [str(ROOT / "ci" / "vmrun.sh"), "--timeout", "360", "--",
-                       "/usr/bin/python3", str(Path(__file__).resolve()),
-                       "--netbench-cpio", str(cpio), *inner, "--vmms", name, "--rounds", "1",
-                       "--one-boot-out", str(out)]
-                rc = subprocess.run(cmd, cwd=ROOT).returncode
-                if rc == 0 and out.is_file():
-                    got = json.loads(out.read_text())
-                    out.unlink()
-                    for key, vals in got["samples"]:
-                        samples.setdefault(tuple(key), []).extend(vals)
-                    info.update(got["info"])
-                    break
-                if rc == 2:
-                    raise SystemExit("bench-net: the nested run refused its arguments")
-                lost[name] += 1
-                if lost[name] > a.max_lost:
-                    raise SystemExit(f"bench-net: {name}: {lost[name]} boots lost "
-                                     f"(nested host status {rc}); giving up")
-                log(f"WARNING: {name} boot lost (nested host status {rc}); rerunning it "
-                    f"({lost[name]} of at most {a.max_lost})")
-    return samples, info, lost
 
 
 def ip(*args: str) -> None:
@@ -339,7 +302,10 @@ def main() -> int:
 
     outdir = Path(a.nimbus).parent / "bench-net"
     if not paths.hardware_kvm() and os.environ.get("NIMBUS_VMRUN") != "1":
-        samples, info, lost = nested_boots(a, vmms, outdir)
+        cpio, _ = build_netbench(outdir)
+        samples, info, lost = nested_boots.run("bench-net", Path(__file__).resolve(),
+                                               ["--netbench-cpio", str(cpio)], vmms, a.rounds,
+                                               a.max_lost, outdir)
         results = {k: statistics.median(v) for k, v in samples.items()}
         report(a, vmms, results, lost, info, nested=True)
         return 0
@@ -389,8 +355,7 @@ def main() -> int:
                 srv.wait()
             subprocess.run(["ip", "netns", "del", ns], check=False)
     if a.one_boot_out:
-        Path(a.one_boot_out).write_text(json.dumps(
-            {"samples": [[list(k), v] for k, v in samples.items()], "info": info}))
+        nested_boots.write_one_boot(a.one_boot_out, samples, info)
         return 0
     results = {k: statistics.median(v) for k, v in samples.items()}
     report(a, vmms, results, lost, info, nested=False)
