@@ -1214,10 +1214,17 @@ static void test_reset_in_flight_two_queues(void **state)
     struct fx *f = *state;
     enum { N = 32, SZ = 65536 };
     make_image(f->img, 8u << 20, 0x5e);
+    int rings0 = count_fds("anon_inode:[io_uring]");
     if (try_create(f, "direct=on,num_queues=2", &f->dev) < 0)
         create_ok(f, "num_queues=2");
     else
         assert_int_equal(fake_host_virtio_attach(&f->h, f->p, f->dev, &f->info), 0);
+    if (count_fds("anon_inode:[io_uring]") == rings0) {
+        /* Containers' seccomp profiles often forbid io_uring: nothing is
+         * ever in flight at reset with synchronous I/O. */
+        print_message("io_uring unavailable here; skipped\n");
+        skip();
+    }
     uint8_t fresh[64], after[64];
     size_t n0 = save(f, fresh, sizeof(fresh));
     uint64_t caught[2] = {0, 0};
