@@ -318,8 +318,13 @@ def test_tso_sends_large_segments(tap_guest):
     rx_bytes = after["rx_bytes"] - before["rx_bytes"]
     rx_packets = after["rx_packets"] - before["rx_packets"]
     assert rx_bytes >= 8 * MIB, (before, after)
+    # Without TSO no frame exceeds 1514 bytes (1513 on average measured with
+    # TSO off).  With it the guest sizes segments to ~1 ms at its sending
+    # rate, which in the nested host can be as little as 2 MSS (2886 bytes
+    # on average seen in CI; 20830 on a quiet machine): an average above 2000
+    # still takes a good part of the bytes going as multi-segment frames.
     avg = rx_bytes / max(rx_packets, 1)
-    assert avg > 3000, f"{rx_packets} frames for {rx_bytes} bytes: {avg:.0f} bytes each"
+    assert avg > 2000, f"{rx_packets} frames for {rx_bytes} bytes: {avg:.0f} bytes each"
 
 
 @pytest.mark.slow
