@@ -2,8 +2,9 @@
  * Cloud Hypervisor-compatible command line: argv -> struct vm_config.
  *
  * Two phases: the loop turns every option into config fields and checks
- * syntax; validate() then checks what needs the whole picture (required
- * options, cross-option limits, files on disk), so "--kernel missing
+ * syntax; config_validate() (config_check.c, shared with the REST API)
+ * then checks what needs the whole picture (required options, cross-option
+ * limits, files on disk), so "--kernel missing
  * --help" still prints help.  Sub-option strings go through cli_opts.c,
  * which the REST API will share.
  */
@@ -21,38 +22,7 @@
 #include "layout.h"
 #include "net/net_addr.h"
 
-#define CLI_MAX_VCPUS 1024u
-#define CLI_MIN_MEMORY (32ull << 20)
-#define CLI_MIN_PHYS_BITS 32u
-#define CLI_MAX_PHYS_BITS 52u
-#define CLI_MAX_VERBOSITY 16
-/* virtio: split virtqueue sizes are powers of two up to 32768. */
-#define CLI_MAX_QUEUE_SIZE 32768u
-#define CLI_MAX_DISK_QUEUES 64u
-/* num_queues the user left out: one per boot vCPU (QEMU's default), filled
- * in once --cpus is known.  blk-mq then completes each request on the CPU
- * that submitted it; with one queue, every completion interrupt lands on
- * one CPU and wakes submitters on the others by IPI (measured in the nested
- * host: 1 MiB reads 30-60 % slower from the other vCPU). */
-#define CLI_DISK_QUEUES_PER_VCPU 0u
-/* ...but no more than the virtio_blk plugin serves (BLK_MAX_QUEUES). */
-#define CLI_MAX_DEFAULT_DISK_QUEUES 16u
-/* QEMU's default too: seg_max is queue_size - 2 (a chain may not be longer
- * than the ring), and 254 segments let a 1 MiB request from scattered 4 KiB
- * pages go as one chain; at 128 the guest splits it in three. */
-#define CLI_DEFAULT_DISK_QUEUE_SIZE 256u
-/* virtio-blk VIRTIO_BLK_T_GET_ID returns at most 20 bytes. */
-#define CLI_MAX_DISK_SERIAL 20u
-#define CLI_DEFAULT_RNG "/dev/urandom"
-/* --net: RFC 791's minimum; the 16-bit IP total length. */
-#define CLI_NET_MIN_MTU 68u
-#define CLI_NET_MAX_MTU 65535u
-#define CLI_NET_MIN_QUEUE_SIZE 64u
-#define CLI_NET_MAX_QUEUE_SIZE 1024u
-#define CLI_NET_DEFAULT_QUEUE_SIZE 256u
-/* Cloud Hypervisor's mask when only ip= is given. */
-#define CLI_NET_DEFAULT_MASK "255.255.255.0"
-#define CLI_NET_IFNAME_MAX 15u /* IFNAMSIZ - 1 */
+#include "config_limits.h"
 
 struct cli_state {
     struct vm_config *cfg;
@@ -918,102 +888,6 @@ static void print_help(FILE *out)
             CLI_DEFAULT_RNG, CONFIG_MAX_DEVICES);
 }
 
-/* ---- whole-config checks ----------------------------------------------- */
-
-/* The path must exist, not be a directory, and allow `mode` (access()). */
-static enum cli_result check_file(struct cli_state *st, const char *ctx,
-                                  const char *path, int mode)
-{
-    struct stat sb;
-    if (stat(path, &sb) < 0 || access(path, mode) < 0)
-        return fail(st, ctx, "cannot %s '%s': %s",
-                    mode & W_OK ? "open read-write" : "read", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode))
-        return fail(st, ctx, "'%s' is a directory", path);
-    return CLI_OK;
-}
-
-/* Output files are created later; their directory must exist now. */
-static enum cli_result check_parent_dir(struct cli_state *st, const char *ctx,
-                                        const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return CLI_OK; /* the current directory */
-    size_t n = slash == path ? 1 : (size_t)(slash - path);
-    char *dir = strndup(path, n);
-    if (!dir)
-        return fail(st, ctx, "out of memory");
-    struct stat sb;
-    enum cli_result r = CLI_OK;
-    if (stat(dir, &sb) < 0)
-        r = fail(st, ctx, "directory of '%s' is not usable: %s", path, strerror(errno));
-    else if (!S_ISDIR(sb.st_mode))
-        r = fail(st, ctx, "directory of '%s' is not a directory", path);
-    free(dir);
-    return r;
-}
-
-static enum cli_result check_chr(struct cli_state *st, const char *ctx,
-                                 const struct chr_config *chr)
-{
-    if (chr->mode != CHR_FILE)
-        return CLI_OK;
-    return check_parent_dir(st, ctx, chr->path);
-}
-
-static enum cli_result validate(struct cli_state *st)
-{
-    const struct vm_config *cfg = st->cfg;
-    if (!cfg->kernel)
-        return fail(st, NULL, "--kernel is required (see --help)");
-    if (check_file(st, "--kernel", cfg->kernel, R_OK) != CLI_OK)
-        return CLI_ERROR;
-    if (cfg->initramfs && check_file(st, "--initramfs", cfg->initramfs, R_OK) != CLI_OK)
-        return CLI_ERROR;
-    for (uint32_t i = 0; i < cfg->ndisks; i++) {
-        int mode = cfg->disks[i].readonly ? R_OK : R_OK | W_OK;
-        if (cfg->disks[i].num_queues == CLI_DISK_QUEUES_PER_VCPU)
-            st->cfg->disks[i].num_queues =
-                cfg->cpus.boot < CLI_MAX_DEFAULT_DISK_QUEUES ? cfg->cpus.boot
-                                                             : CLI_MAX_DEFAULT_DISK_QUEUES;
-        if (check_file(st, "--disk", cfg->disks[i].path, mode) != CLI_OK)
-            return CLI_ERROR;
-    }
-    if (cfg->rng.enabled && check_file(st, "--rng", cfg->rng.src, R_OK) != CLI_OK)
-        return CLI_ERROR;
-    if (check_chr(st, "--serial", &cfg->serial) != CLI_OK ||
-        check_chr(st, "--console", &cfg->console) != CLI_OK)
-        return CLI_ERROR;
-    if (cfg->serial.mode == CHR_TTY && cfg->console.mode == CHR_TTY) {
-        if (cfg->console_given)
-            return fail(st, NULL, "--serial tty and --console tty cannot be used together");
-        /* `--serial tty` alone means "the serial port is my terminal". */
-        st->cfg->console.mode = CHR_OFF;
-    }
-    if (cfg->log_file && check_parent_dir(st, "--log-file", cfg->log_file) != CLI_OK)
-        return CLI_ERROR;
-    if (cfg->plugin_dir) {
-        struct stat sb;
-        if (stat(cfg->plugin_dir, &sb) < 0)
-            return fail(st, "--plugin-dir", "cannot use '%s': %s", cfg->plugin_dir,
-                        strerror(errno));
-        if (!S_ISDIR(sb.st_mode))
-            return fail(st, "--plugin-dir", "'%s' is not a directory", cfg->plugin_dir);
-    }
-    /* RAM above 3 GiB moves above 4 GiB, so the top of RAM is size + 1 GiB
-     * and it must be addressable with max_phys_bits. */
-    uint64_t hole = LAYOUT_MMIO32_END - LAYOUT_MMIO32_START;
-    uint32_t bits = cfg->cpus.max_phys_bits;
-    uint64_t limit = bits >= 64 ? UINT64_MAX
-                   : bits <= 32 ? (1ull << 32) - hole : (1ull << bits) - hole;
-    if (cfg->memory.size > limit)
-        return fail(st, "--memory", "size of %llu bytes is more than max_phys_bits=%u "
-                    "can address (%llu bytes)", (unsigned long long)cfg->memory.size,
-                    cfg->cpus.max_phys_bits, (unsigned long long)limit);
-    return CLI_OK;
-}
-
 /* ---- argv walking --------------------------------------------------------- */
 
 static const struct opt_def *find_long(const char *arg, size_t namelen)
@@ -1123,5 +997,7 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *cfg,
         if (r != CLI_OK)
             return r;
     }
-    return validate(&st);
+    if (config_validate(cfg, err, errlen) < 0)
+        return CLI_ERROR;
+    return CLI_OK;
 }

@@ -2,6 +2,7 @@
 #ifndef NIMBUS_CONFIG_H
 #define NIMBUS_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define CONFIG_MAX_DEVICES 32
@@ -98,5 +99,11 @@ struct vm_config {
 
 void config_init(struct vm_config *cfg);
 void config_free(struct vm_config *cfg);
+/*
+ * Whole-config checks (config_check.c): required payload, files that must
+ * exist, cross-option limits; fills per-vCPU defaults.  err reads
+ * "--option: what".  Returns 0 or -1.
+ */
+int config_validate(struct vm_config *cfg, char *err, size_t errlen);
 
 #endif

@@ -61,6 +61,9 @@ struct io_group {
 
 struct device {
     char name[64];
+    /* The VM's name for it, as Cloud Hypervisor's API shows it ("_disk0",
+     * "_net1", "__rng"); empty for platform devices. */
+    char id[64];
     const nimbus_plugin *plugin;
     nimbus_device_ops ops; /* host-sized copy: absent ops are NULL */
     void *state;           /* the plugin's instance */
