@@ -65,9 +65,12 @@ L1_MODULES=(
 # Modules the L2 guest initramfs loads at boot (the cloud kernel has virtio
 # as modules), with their dependencies: virtio-pci transport, block,
 # console (hvc0), entropy and network devices (virtio_net pulls in
-# net_failover and failover).
+# net_failover and failover); the ACPI power button (nimbus' GED notifies
+# \_SB.PWRB; the GED driver itself is built in) and evdev, whose
+# /dev/input/event* busybox acpid reads.
 GUEST_MODULES=(
     virtio_pci virtio_blk virtio_console virtio_rng virtio_net
+    button evdev
 )
 
 # Host programs copied into the guest initramfs with their shared

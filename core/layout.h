@@ -28,6 +28,7 @@
 
 /* I/O ports owned by the core. */
 #define LAYOUT_PORT_ACPI_SLEEP 0x600u   /* FADT sleep control/status register */
+#define LAYOUT_PORT_ACPI_GED 0x601u     /* Generic Event Device register (acpi/ged.h) */
 #define LAYOUT_PORT_BOOT_MARK 0x80u     /* debug/boot-time marker port (POST) */
 
 /* Legacy device placement (given to plugins as options). */
@@ -36,6 +37,11 @@
 #define LAYOUT_RTC_PORT 0x70u
 #define LAYOUT_RTC_IRQ 8u
 #define LAYOUT_I8042_PORT 0x60u
+/*
+ * The GED's interrupt: an ISA IRQ no legacy device uses (COM1 4, RTC 8;
+ * PCI devices use MSI-X only), level-triggered, active high.
+ */
+#define LAYOUT_GED_IRQ 5u
 
 /* IOAPIC has 24 pins; GSIs 0..23. */
 #define LAYOUT_IOAPIC_PINS 24u

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "acpi/acpi.h"
+#include "acpi/ged.h"
 #include "boot/boot.h"
 #include "layout.h"
 #include "log.h"
@@ -224,9 +225,14 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot claim the ACPI sleep port 0x%x", LAYOUT_PORT_ACPI_SLEEP);
         return -1;
     }
+    vm->ged = ged_create(&vm->pio, LAYOUT_PORT_ACPI_GED, LAYOUT_GED_IRQ, env_irq, vm, err, errlen);
+    if (!vm->ged)
+        return -1;
 
     struct acpi_config acfg = {.ncpus = cfg->cpus.boot,
                                .sleep_port = LAYOUT_PORT_ACPI_SLEEP,
+                               .ged_port = LAYOUT_PORT_ACPI_GED,
+                               .ged_gsi = LAYOUT_GED_IRQ,
                                .devs = adevs,
                                .ndevs = nadevs,
                                .pci = &vm->pci_windows};
@@ -392,6 +398,9 @@ void vm_destroy(struct vm *vm)
     vm->console = NULL;
     /* After the devices: their transports are gone, so no callback can come. */
     vm_pci_destroy(vm);
+    /* vCPUs are joined and the state is SHUTDOWN: no read or press can come. */
+    ged_destroy(vm->ged);
+    vm->ged = NULL;
     for (uint32_t i = 0; i < vm->nvcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);

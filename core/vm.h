@@ -34,6 +34,7 @@ enum vm_exit {
 
 struct vcpu;
 struct msi_kvm;
+struct ged;
 
 struct vm {
     struct vm_config *cfg;
@@ -49,6 +50,7 @@ struct vm {
     struct pci_host *pci;
     struct pci_windows pci_windows;
     struct msi_kvm *msi;          /* MSI-X routes (irqfd per vector) */
+    struct ged *ged;              /* ACPI Generic Event Device (power button) */
     struct cpu_topology topo;
     struct vcpu *vcpus;
     uint32_t nvcpus;
@@ -78,6 +80,12 @@ int vm_resume(struct vm *vm);
 void vm_request_exit(struct vm *vm, enum vm_exit why, int signo);
 /* Block until an exit was requested; returns the reason. */
 enum vm_exit vm_wait(struct vm *vm);
+/*
+ * Press the ACPI power button (vm_power.c): the guest is asked to shut
+ * down and decides itself.  0, or -EINVAL when the VM is not running.
+ * Any thread.
+ */
+int vm_power_button(struct vm *vm);
 /* Stop vCPUs and the loop, flush and destroy devices, free memory. */
 void vm_destroy(struct vm *vm);
 

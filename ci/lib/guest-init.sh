@@ -90,6 +90,26 @@ if [ -z "$con" ] || [ ! -c "$con" ]; then
 fi
 [ -n "$con" ] && exec 0<>"$con" 1>&0 2>&0
 
+# The ACPI power button: nimbus' GED notifies \_SB.PWRB, button.ko turns
+# that into KEY_POWER on an input device, and busybox acpid (reading every
+# /dev/input/event* that exists when it starts, so after the modules)
+# runs /etc/acpi/PWRF/00000080. This /init is a shell, not busybox init,
+# so plain `poweroff` would only signal a PID 1 that ignores it: the
+# handler syncs and powers off itself, after a marker a test can wait for.
+mkdir -p /etc/acpi/PWRF
+cat >/etc/acpi/PWRF/00000080 <<EOF
+#!/bin/sh
+echo "NIMBUS-GUEST: power button, powering off" >${con:-/dev/console}
+sync
+exec poweroff -f
+EOF
+chmod 755 /etc/acpi/PWRF/00000080
+if ! grep -qx "Power Button" /sys/class/input/input*/name 2>/dev/null; then
+    notes="$notes no ACPI power button input device;"
+elif ! acpid -l /run/acpid.log -p /run/acpid.pid; then
+    notes="$notes acpid did not start;"
+fi
+
 hostname nimbus-guest
 ip link set lo up 2>/dev/null
 

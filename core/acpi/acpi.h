@@ -30,6 +30,15 @@ struct acpi_config {
      * taken.
      */
     const struct pci_windows *pci;
+    /*
+     * The Generic Event Device's register port and interrupt, 0 = none.
+     * When set, the DSDT has \_SB.GED_ (ACPI0013: level-triggered,
+     * active-high GSI; _EVT reads the one-byte register, see
+     * ACPI_GED_EVT_*) and the power button \_SB.PWRB (PNP0C0C) it
+     * notifies; the names GED_ and PWRB are then taken.
+     */
+    uint16_t ged_port;
+    uint32_t ged_gsi;
 };
 
 /*
@@ -54,5 +63,8 @@ uint8_t acpi_ioapic_id(uint32_t ncpus);
 /* Value the guest writes to the sleep control register to enter S5. */
 #define ACPI_SLP_TYP_S5 5u
 #define ACPI_SLP_EN (1u << 5)
+
+/* Pending-event bits of the GED register (reading it returns and clears them). */
+#define ACPI_GED_EVT_POWER_BUTTON 0x01u
 
 #endif

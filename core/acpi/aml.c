@@ -26,7 +26,13 @@
 #define OP_PARENT_CHAR '^'
 #define OP_LOCAL0 0x60
 #define OP_ARG0 0x68
+#define OP_STORE 0x70
+#define OP_AND 0x7b
+#define OP_NOTIFY 0x86
+#define OP_IF 0xa0
 #define OP_RETURN 0xa4
+#define OP_EXT_OPREGION 0x80
+#define OP_EXT_FIELD 0x81
 
 /* End Tag closing a ResourceTemplate (small item, type 15, length 1). */
 #define RES_END_TAG 0x79
@@ -35,7 +41,7 @@
 #define PKGLEN_MAX_BYTES 4u
 #define PKGLEN_LIMIT (1u << 28)
 
-enum frame_kind { F_SCOPE, F_DEVICE, F_METHOD, F_PACKAGE, F_BUFFER, F_RESTEMPLATE };
+enum frame_kind { F_SCOPE, F_DEVICE, F_METHOD, F_PACKAGE, F_BUFFER, F_RESTEMPLATE, F_FIELD, F_IF };
 
 void aml_init(struct aml *a, uint8_t *buf, size_t cap)
 {
@@ -342,6 +348,83 @@ void aml_method(struct aml *a, const char *path, unsigned nargs, bool serialized
 void aml_return(struct aml *a)
 {
     emit_byte(a, OP_RETURN);
+}
+
+void aml_if(struct aml *a)
+{
+    static const uint8_t op[] = {OP_IF};
+    open_frame(a, F_IF, op, sizeof(op));
+}
+
+void aml_store(struct aml *a)
+{
+    emit_byte(a, OP_STORE);
+}
+
+void aml_and(struct aml *a)
+{
+    emit_byte(a, OP_AND);
+}
+
+void aml_notify(struct aml *a)
+{
+    emit_byte(a, OP_NOTIFY);
+}
+
+void aml_null_target(struct aml *a)
+{
+    emit_byte(a, 0x00); /* NullName */
+}
+
+void aml_operation_region(struct aml *a, const char *name, enum aml_region_space space,
+                          uint64_t offset, uint64_t len)
+{
+    static const uint8_t op[] = {OP_EXT_PREFIX, OP_EXT_OPREGION};
+    /* Only the spaces whose offset/length meaning aml.h documents. */
+    if (space != AML_REGION_SYSTEM_MEMORY && space != AML_REGION_SYSTEM_IO) {
+        a->err = true;
+        return;
+    }
+    if (len == 0 || offset + (len - 1) < offset ||
+        (space == AML_REGION_SYSTEM_IO && offset + (len - 1) > 0xffff)) {
+        a->err = true;
+        return;
+    }
+    uint8_t tmp[9];
+    emit(a, op, sizeof(op));
+    emit_name(a, name);
+    emit_byte(a, (uint8_t)space);
+    emit(a, tmp, encode_integer(offset, tmp));
+    emit(a, tmp, encode_integer(len, tmp));
+}
+
+void aml_field(struct aml *a, const char *region, uint8_t flags)
+{
+    static const uint8_t op[] = {OP_EXT_PREFIX, OP_EXT_FIELD};
+    /* AccessType 0-5, UpdateRule 0-2, bit 7 reserved. */
+    if ((flags & 0x0f) > AML_FIELD_BUFFER_ACC || ((flags >> 5) & 3) == 3 || (flags & 0x80)) {
+        a->err = true;
+        return;
+    }
+    open_frame(a, F_FIELD, op, sizeof(op));
+    emit_name(a, region);
+    emit_byte(a, flags);
+}
+
+void aml_field_unit(struct aml *a, const char *name, uint32_t bits)
+{
+    uint8_t seg[4], len[PKGLEN_MAX_BYTES];
+
+    if (a->err)
+        return;
+    /* A NamedField is one bare NameSeg followed by its width in bits. */
+    if (a->depth == 0 || a->frames[a->depth - 1].kind != F_FIELD || bits == 0 ||
+        bits >= PKGLEN_LIMIT || encode_name(name, seg, sizeof(seg)) != 4) {
+        a->err = true;
+        return;
+    }
+    emit(a, seg, sizeof(seg));
+    emit(a, len, encode_pkglen(bits, len));
 }
 
 void aml_integer(struct aml *a, uint64_t v)

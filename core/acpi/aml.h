@@ -2,7 +2,7 @@
  * A small AML (ACPI Machine Language) encoder writing into a caller buffer.
  *
  * Constructs that carry a PkgLength (Scope, Device, Method, Package,
- * Buffer, ResourceTemplate) are opened by one call and closed by aml_end();
+ * Buffer, ResourceTemplate, Field, If) are opened by one call and closed by aml_end();
  * lengths, package element counts and buffer sizes are filled in on close,
  * always in their shortest encoding (the same bytes iasl would emit).
  *
@@ -67,6 +67,44 @@ void aml_device(struct aml *a, const char *path);
 void aml_method(struct aml *a, const char *path, unsigned nargs, bool serialized);
 /* Return (<next term>) */
 void aml_return(struct aml *a);
+
+/*
+ * Operators for method bodies.  Like aml_return they emit only the opcode:
+ * the caller emits the operands that follow, in order.
+ */
+/* If (<predicate: next term>) { ... aml_end } */
+void aml_if(struct aml *a);
+/* Store (<source>, <destination>), ASL `destination = source` */
+void aml_store(struct aml *a);
+/* And (<operand>, <operand>, <target>) */
+void aml_and(struct aml *a);
+/* Notify (<object>, <value>) */
+void aml_notify(struct aml *a);
+/* The empty target of an operator whose result is only used in place. */
+void aml_null_target(struct aml *a);
+
+/* OperationRegion (name, space, offset, len); I/O regions stay in 0-0xFFFF. */
+enum aml_region_space { AML_REGION_SYSTEM_MEMORY = 0, AML_REGION_SYSTEM_IO = 1 };
+void aml_operation_region(struct aml *a, const char *name, enum aml_region_space space,
+                          uint64_t offset, uint64_t len);
+
+/*
+ * Field (region, flags) { aml_field_unit ... aml_end }.  flags: one access
+ * type, one lock rule and one update rule below, ORed.
+ */
+#define AML_FIELD_ANY_ACC 0x00u
+#define AML_FIELD_BYTE_ACC 0x01u
+#define AML_FIELD_WORD_ACC 0x02u
+#define AML_FIELD_DWORD_ACC 0x03u
+#define AML_FIELD_QWORD_ACC 0x04u
+#define AML_FIELD_BUFFER_ACC 0x05u
+#define AML_FIELD_LOCK 0x10u
+#define AML_FIELD_PRESERVE 0x00u
+#define AML_FIELD_WRITE_AS_ONES 0x20u
+#define AML_FIELD_WRITE_AS_ZEROS 0x40u
+void aml_field(struct aml *a, const char *region, uint8_t flags);
+/* A named field unit of `bits` bits (one NameSeg, e.g. "GDAT"), inside a Field. */
+void aml_field_unit(struct aml *a, const char *name, uint32_t bits);
 /* Close the innermost open construct. */
 void aml_end(struct aml *a);
 

@@ -2,7 +2,8 @@
  * DSDT: the \_S5 sleep package that lets the guest power off through the
  * FADT sleep registers, one \_SB device per legacy platform device so
  * the guest binds drivers (8250_pnp, rtc_cmos) to the right ports and IRQs,
- * and on machines with PCI the host bridge and the ECAM reservation.
+ * on machines with PCI the host bridge and the ECAM reservation, and the
+ * Generic Event Device with the power button it raises.
  *
  * In a hardware-reduced machine Linux sets up no ISA IRQ mappings of its
  * own (there is no legacy PIC), so these _CRS IRQs are how COM1 and the RTC
@@ -19,6 +20,8 @@
 /* Names the PCI devices take in \_SB. */
 #define PCI_HOST_NAME "PCI0"
 #define PCI_RES_NAME "PRES"
+#define GED_NAME "GED_"
+#define PWRB_NAME "PWRB"
 #define ECAM_BUS_SIZE (1ull << 20)
 #define CONFIG_PORT 0xcf8u
 #define CONFIG_PORT_LEN 8u
@@ -216,6 +219,77 @@ static unsigned next_uid(const struct acpi_config *cfg, const char *hid)
     return uid;
 }
 
+/*
+ * \_SB.GED_: a hardware-reduced machine has no fixed power button and no
+ * GPE blocks, so platform events arrive as the GED's interrupt (ACPI 6.3
+ * section 5.6.9).  Linux (drivers/acpi/evged.c) looks for _Lxx first, then
+ * runs _EVT (GSI) from a threaded handler with the line masked.  The _CRS
+ * holds the interrupt and nothing else: evged refuses any other resource.
+ * Level-triggered, so a press made before the guest unmasks the line is
+ * still seen; reading GDAT returns the pending events, clears them and
+ * drops the line.  WriteAsZeros: nothing ever reads the register to
+ * rebuild a write, which would consume events.
+ */
+static void emit_ged(struct aml *a, const struct acpi_config *cfg)
+{
+    aml_device(a, GED_NAME);
+    emit_hid(a, "ACPI0013");
+    aml_name(a, "_UID");
+    aml_integer(a, next_uid(cfg, "ACPI0013"));
+    aml_name(a, "_CRS");
+    aml_restemplate(a);
+    aml_res_interrupt(a, cfg->ged_gsi, true, false, false);
+    aml_end(a);
+    aml_operation_region(a, "GDST", AML_REGION_SYSTEM_IO, cfg->ged_port, 1);
+    aml_field(a, "GDST", AML_FIELD_BYTE_ACC | AML_FIELD_WRITE_AS_ZEROS);
+    aml_field_unit(a, "GDAT", 8);
+    aml_end(a);
+    /* Local0 = GDAT; If (Local0 & 1) { Notify (PWRB, 0x80) } */
+    aml_method(a, "_EVT", 1, true);
+    aml_store(a);
+    aml_namepath(a, "GDAT");
+    aml_local(a, 0);
+    aml_if(a);
+    aml_and(a);
+    aml_local(a, 0);
+    aml_integer(a, ACPI_GED_EVT_POWER_BUTTON);
+    aml_null_target(a);
+    aml_notify(a);
+    /* \_SB.PWRB found by the upward search of a bare NameSeg, as iasl encodes it. */
+    aml_namepath(a, PWRB_NAME);
+    aml_integer(a, 0x80); /* power button: "button pressed" */
+    aml_end(a);
+    aml_end(a);
+    aml_end(a);
+}
+
+/* \_SB.PWRB: a control-method power button; Linux's button driver reports KEY_POWER. */
+static void emit_power_button(struct aml *a, const struct acpi_config *cfg)
+{
+    aml_device(a, PWRB_NAME);
+    emit_hid(a, "PNP0C0C");
+    aml_name(a, "_UID");
+    aml_integer(a, next_uid(cfg, "PNP0C0C"));
+    aml_end(a);
+}
+
+static int check_ged(const struct acpi_config *cfg)
+{
+    if (!cfg->ged_port && !cfg->ged_gsi)
+        return 0;
+    if (!cfg->ged_port || !cfg->ged_gsi) {
+        log_error("acpi: the GED needs both a port and a GSI (got port 0x%x, GSI %u)",
+                  cfg->ged_port, cfg->ged_gsi);
+        return -1;
+    }
+    for (unsigned i = 0; i < cfg->ndevs; i++)
+        if (same_name(cfg->devs[i].name, GED_NAME) || same_name(cfg->devs[i].name, PWRB_NAME)) {
+            log_error("acpi: device name \"%s\" is taken by the GED", cfg->devs[i].name);
+            return -1;
+        }
+    return 0;
+}
+
 size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
 {
     struct aml a;
@@ -245,6 +319,9 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
             }
     }
 
+    if (check_ged(cfg) < 0)
+        return 0;
+
     aml_init(&a, buf + SDT_HEADER_LEN, cap - SDT_HEADER_LEN);
 
     /*
@@ -266,6 +343,10 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
     if (cfg->pci) {
         emit_pci_host(&a, cfg->pci);
         emit_pci_reserved(&a, cfg->pci, next_uid(cfg, "PNP0C02"));
+    }
+    if (cfg->ged_port) {
+        emit_ged(&a, cfg);
+        emit_power_button(&a, cfg);
     }
     aml_end(&a);
 

@@ -3,8 +3,9 @@
  * memory, MADT contents for several vCPU counts (xAPIC and x2APIC), the
  * FADT's hardware-reduced sleep registers, the DSDT's AML (byte-exact and
  * through `iasl -d`), the AML encoder's corner cases, and failure paths
- * (too many vCPUs, bad device descriptions, short buffers), and the PCI
- * description: MCFG, the host bridge and the ECAM reservation in the DSDT.
+ * (too many vCPUs, bad device descriptions, short buffers), the PCI
+ * description: MCFG, the host bridge and the ECAM reservation in the DSDT,
+ * and the Generic Event Device with its power button.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -436,12 +437,15 @@ static char *read_file(const char *path)
 
 /* ---- DSDT bytes ------------------------------------------------------------- */
 
+/* The DSDT nimbus builds for a machine without PCI: legacy devices and the GED. */
 static size_t std_dsdt(uint8_t *buf, size_t cap)
 {
     struct acpi_config cfg = {.ncpus = 1,
                               .sleep_port = SLEEP_PORT,
                               .devs = std_devs,
-                              .ndevs = sizeof(std_devs) / sizeof(std_devs[0])};
+                              .ndevs = sizeof(std_devs) / sizeof(std_devs[0]),
+                              .ged_port = LAYOUT_PORT_ACPI_GED,
+                              .ged_gsi = LAYOUT_GED_IRQ};
     return acpi_build_dsdt(&cfg, buf, cap);
 }
 
@@ -481,6 +485,76 @@ static void test_dsdt_bytes(void **state)
                     0x79, 0x00);
     /* Method (_STA, 0, NotSerialized) { Return (0x0F) } */
     assert_contains(buf, len, 0x14, 0x09, '_', 'S', 'T', 'A', 0x00, 0xa4, 0x0a, 0x0f);
+
+    /* Device (GED_) { Name (_HID, "ACPI0013") Name (_UID, Zero) */
+    assert_contains(buf, len, 'G', 'E', 'D', '_', 0x08, '_', 'H', 'I', 'D', 0x0d, 'A', 'C', 'P',
+                    'I', '0', '0', '1', '3', 0x00, 0x08, '_', 'U', 'I', 'D', 0x00);
+    /* Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) {5} only, then End Tag */
+    assert_contains(buf, len, 0x08, '_', 'C', 'R', 'S', 0x11, 0x0e, 0x0a, 0x0b, 0x89, 0x06, 0x00,
+                    0x01, 0x01, LAYOUT_GED_IRQ, 0x00, 0x00, 0x00, 0x79, 0x00);
+    /* OperationRegion (GDST, SystemIO, 0x0601, One) */
+    assert_contains(buf, len, 0x5b, 0x80, 'G', 'D', 'S', 'T', 0x01, 0x0b,
+                    LAYOUT_PORT_ACPI_GED & 0xff, LAYOUT_PORT_ACPI_GED >> 8, 0x01);
+    /* Field (GDST, ByteAcc, NoLock, WriteAsZeros) { GDAT, 8 } */
+    assert_contains(buf, len, 0x5b, 0x81, 0x0b, 'G', 'D', 'S', 'T', 0x41, 'G', 'D', 'A', 'T', 0x08);
+    /* Method (_EVT, 1, Serialized) { Local0 = GDAT
+     *   If ((Local0 & One)) { Notify (PWRB, 0x80) } } */
+    assert_contains(buf, len, 0x14, 0x19, '_', 'E', 'V', 'T', 0x09, 0x70, 'G', 'D', 'A', 'T', 0x60,
+                    0xa0, 0x0c, 0x7b, 0x60, 0x01, 0x00, 0x86, 'P', 'W', 'R', 'B', 0x0a, 0x80);
+    /* Device (PWRB) { Name (_HID, EisaId ("PNP0C0C")) Name (_UID, Zero) } */
+    assert_contains(buf, len, 0x5b, 0x82, 0x15, 'P', 'W', 'R', 'B', 0x08, '_', 'H', 'I', 'D', 0x0c,
+                    0x41, 0xd0, 0x0c, 0x0c, 0x08, '_', 'U', 'I', 'D', 0x00);
+}
+
+static size_t ged_dsdt(uint16_t port, uint32_t gsi, const struct acpi_legacy_dev *devs,
+                       unsigned ndevs, uint8_t *buf, size_t cap)
+{
+    struct acpi_config cfg = {.ncpus = 1,
+                              .sleep_port = SLEEP_PORT,
+                              .devs = devs,
+                              .ndevs = ndevs,
+                              .ged_port = port,
+                              .ged_gsi = gsi};
+    return acpi_build_dsdt(&cfg, buf, cap);
+}
+
+static void test_dsdt_ged(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+
+    /* Port and GSI both 0: no GED and no power button. */
+    size_t len = ged_dsdt(0, 0, std_devs, 2, buf, sizeof(buf));
+    assert_true(len > 0);
+    assert_null(memmem(buf, len, "GED_", 4));
+    assert_null(memmem(buf, len, "PWRB", 4));
+    assert_null(memmem(buf, len, "_EVT", 4));
+
+    /* One without the other is a mistake, not "none". */
+    assert_int_equal(ged_dsdt(0x601, 0, std_devs, 2, buf, sizeof(buf)), 0);
+    assert_int_equal(ged_dsdt(0, 5, std_devs, 2, buf, sizeof(buf)), 0);
+
+    /* A legacy device cannot take either name ("GED" pads to GED_). */
+    const struct acpi_legacy_dev ged = {"PNP0501", "GED", 0x3f8, 8, 4};
+    const struct acpi_legacy_dev pwrb = {"PNP0501", "PWRB", 0x3f8, 8, 4};
+    assert_int_equal(ged_dsdt(0x601, 5, &ged, 1, buf, sizeof(buf)), 0);
+    assert_int_equal(ged_dsdt(0x601, 5, &pwrb, 1, buf, sizeof(buf)), 0);
+    /* ...which are free without a GED. */
+    assert_true(ged_dsdt(0, 0, &pwrb, 1, buf, sizeof(buf)) > 0);
+
+    /* A port at the top of the I/O space, a GSI beyond the ISA range. */
+    len = ged_dsdt(0xffff, 23, NULL, 0, buf, sizeof(buf));
+    assert_true(len > 0);
+    assert_contains(buf, len, 0x5b, 0x80, 'G', 'D', 'S', 'T', 0x01, 0x0b, 0xff, 0xff, 0x01);
+    assert_contains(buf, len, 0x89, 0x06, 0x00, 0x01, 0x01, 23, 0x00, 0x00, 0x00);
+
+    /* _UIDs stay unique when a legacy device shares the button's _HID. */
+    const struct acpi_legacy_dev btn = {"PNP0C0C", "PBT0", 0, 0, 0xff};
+    len = ged_dsdt(0x601, 5, &btn, 1, buf, sizeof(buf));
+    assert_true(len > 0);
+    const uint8_t *p = memmem(buf, len, "PWRB", 4);
+    assert_non_null(p);
+    assert_non_null(memmem(p, len - (size_t)(p - buf), "_UID\x01", 5));
 }
 
 static void test_dsdt_short_buffers(void **state)
@@ -828,6 +902,67 @@ static void test_aml_errors(void **state)
         if (cap >= 6)
             assert_memory_equal(b, "\x11\x05\x0a\x02\x79\x00", 6);
     }
+    /* Operation regions: empty, wrapping, beyond the I/O space, unknown space. */
+    static const struct {
+        unsigned space;
+        uint64_t off, len;
+    } regions[] = {{AML_REGION_SYSTEM_IO, 0x600, 0},
+                   {AML_REGION_SYSTEM_MEMORY, UINT64_MAX, 2},
+                   {AML_REGION_SYSTEM_IO, 0xffff, 2},
+                   {AML_REGION_SYSTEM_IO, 0x10000, 1},
+                   {2, 0, 1}};
+    for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
+        aml_init(&a, b, sizeof(b));
+        aml_operation_region(&a, "R", (enum aml_region_space)regions[i].space, regions[i].off,
+                             regions[i].len);
+        if (aml_finish(&a) != 0)
+            fail_msg("operation region #%zu accepted", i);
+    }
+    aml_init(&a, b, sizeof(b));
+    aml_operation_region(&a, "R", AML_REGION_SYSTEM_IO, 0xffff, 1);
+    assert_int_equal(aml_finish(&a), 11);
+    aml_init(&a, b, sizeof(b));
+    aml_operation_region(&a, "1R", AML_REGION_SYSTEM_IO, 0x600, 1);
+    assert_int_equal(aml_finish(&a), 0);
+
+    /* Field flags: access type 6+, update rule 3, reserved bit 7. */
+    static const uint8_t bad_flags[] = {0x06, 0x0f, 0x60, 0x80};
+    for (size_t i = 0; i < sizeof(bad_flags) / sizeof(bad_flags[0]); i++) {
+        aml_init(&a, b, sizeof(b));
+        aml_field(&a, "R", bad_flags[i]);
+        aml_end(&a);
+        assert_int_equal(aml_finish(&a), 0);
+    }
+    /* Field units: only inside a Field, 1..2^28-1 bits, one plain NameSeg. */
+    aml_init(&a, b, sizeof(b));
+    aml_field_unit(&a, "F", 8);
+    assert_int_equal(aml_finish(&a), 0);
+    aml_init(&a, b, sizeof(b));
+    aml_method(&a, "M", 0, false);
+    aml_field_unit(&a, "F", 8);
+    aml_end(&a);
+    assert_int_equal(aml_finish(&a), 0);
+    static const struct {
+        const char *name;
+        uint32_t bits;
+    } units[] = {{"F", 0}, {"F", 1u << 28}, {"ABCDE", 8}, {"\\ABC", 8}, {"^ABC", 8},
+                 {"A.B", 8}, {"", 8}, {NULL, 8}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        aml_init(&a, b, sizeof(b));
+        aml_field(&a, "R", AML_FIELD_BYTE_ACC);
+        aml_field_unit(&a, units[i].name, units[i].bits);
+        aml_end(&a);
+        if (aml_finish(&a) != 0)
+            fail_msg("field unit #%zu accepted", i);
+    }
+    /* An If left open. */
+    aml_init(&a, b, sizeof(b));
+    aml_method(&a, "M", 0, false);
+    aml_if(&a);
+    aml_integer(&a, 1);
+    aml_end(&a);
+    assert_int_equal(aml_finish(&a), 0);
+
     aml_init(&a, b, sizeof(b));
     aml_arg(&a, 7);
     assert_int_equal(aml_finish(&a), 0);
@@ -837,6 +972,91 @@ static void test_aml_errors(void **state)
     aml_init(&a, NULL, 100);
     aml_integer(&a, 1);
     assert_int_equal(aml_finish(&a), 0);
+}
+
+/*
+ * Scope (\_SB) { OperationRegion (REG0, SystemMemory, 0x100000000, 0x1000)
+ *   Field (REG0, DWordAcc, Lock, Preserve) { A, 32, BIG, 4096 }
+ *   Device (DEV0) { Name (_ADR, Zero) }
+ *   Method (TEST, 1) { Local1 = A; If ((Local1 & Arg0)) { Notify (DEV0, 0x02) } } }
+ */
+static size_t ops_aml(uint8_t *b, size_t cap)
+{
+    struct aml a;
+    aml_init(&a, b, cap);
+    aml_scope(&a, "\\_SB_");
+    aml_operation_region(&a, "REG0", AML_REGION_SYSTEM_MEMORY, 0x100000000ull, 0x1000);
+    aml_field(&a, "REG0", AML_FIELD_DWORD_ACC | AML_FIELD_LOCK | AML_FIELD_PRESERVE);
+    aml_field_unit(&a, "A", 32);
+    aml_field_unit(&a, "BIG", 4096);
+    aml_end(&a);
+    aml_device(&a, "DEV0");
+    aml_name(&a, "_ADR");
+    aml_integer(&a, 0);
+    aml_end(&a);
+    aml_method(&a, "TEST", 1, false);
+    aml_store(&a);
+    aml_namepath(&a, "A");
+    aml_local(&a, 1);
+    aml_if(&a);
+    aml_and(&a);
+    aml_local(&a, 1);
+    aml_arg(&a, 0);
+    aml_null_target(&a);
+    aml_notify(&a);
+    aml_namepath(&a, "DEV0");
+    aml_integer(&a, 2);
+    aml_end(&a);
+    aml_end(&a);
+    aml_end(&a);
+    return aml_finish(&a);
+}
+
+static void test_aml_ops(void **state)
+{
+    (void)state;
+    uint8_t b[256];
+    size_t n = ops_aml(b, sizeof(b));
+    static const uint8_t want[] = {
+        0x10, 0x45, 0x05, '\\', '_', 'S', 'B', '_',
+        /* OperationRegion: space 0, QWordConst offset, WordConst length */
+        0x5b, 0x80, 'R', 'E', 'G', '0', 0x00, 0x0e, 0, 0, 0, 0, 1, 0, 0, 0, 0x0b, 0x00, 0x10,
+        /* Field: flags DWordAcc|Lock; 4096 bits need a three-byte PkgLength */
+        0x5b, 0x81, 0x12, 'R', 'E', 'G', '0', 0x13, 'A', '_', '_', '_', 0x20, 'B', 'I', 'G', '_',
+        0x80, 0x00, 0x01,
+        0x5b, 0x82, 0x0b, 'D', 'E', 'V', '0', 0x08, '_', 'A', 'D', 'R', 0x00,
+        0x14, 0x19, 'T', 'E', 'S', 'T', 0x01,
+        0x70, 'A', '_', '_', '_', 0x61,
+        0xa0, 0x0c, 0x7b, 0x61, 0x68, 0x00, 0x86, 'D', 'E', 'V', '0', 0x0a, 0x02,
+    };
+    assert_int_equal(n, sizeof(want));
+    assert_memory_equal(b, want, sizeof(want));
+    /* Exact room works, one byte less fails (the Field's PkgLength is sized on close). */
+    for (size_t cap = 0; cap <= n; cap++)
+        assert_int_equal(ops_aml(b, cap), cap == n ? n : 0);
+
+    /* Every field unit width encodes as a PkgLength of the bit count. */
+    static const struct {
+        uint32_t bits;
+        size_t n;
+        uint8_t enc[4];
+    } widths[] = {{1, 1, {0x01}},
+                  {0x3f, 1, {0x3f}},
+                  {0x40, 2, {0x40, 0x04}},
+                  {0xfff, 2, {0x4f, 0xff}},
+                  {0xfffff, 3, {0x8f, 0xff, 0xff}},
+                  {0xfffffff, 4, {0xcf, 0xff, 0xff, 0xff}}};
+    for (size_t i = 0; i < sizeof(widths) / sizeof(widths[0]); i++) {
+        struct aml a;
+        aml_init(&a, b, sizeof(b));
+        aml_field(&a, "R", AML_FIELD_ANY_ACC);
+        aml_field_unit(&a, "F", widths[i].bits);
+        aml_end(&a);
+        n = aml_finish(&a);
+        /* FieldOp, PkgLength (1 byte), region, flags, NameSeg, width */
+        assert_int_equal(n, 2 + 1 + 4 + 1 + 4 + widths[i].n);
+        assert_memory_equal(b + 12, widths[i].enc, widths[i].n);
+    }
 }
 
 /* ---- iasl ---------------------------------------------------------------------- */
@@ -961,13 +1181,32 @@ static void test_iasl_dsdt(void **state)
     assert_has(dsl, "{4}", "dsdt.dsl");
     assert_has(dsl, "{8}", "dsdt.dsl");
     assert_has(dsl, "Scope (_SB)", "dsdt.dsl");
+    static const char *const ged[] = {
+        "Device (GED)",
+        "Name (_HID, \"ACPI0013\"",
+        ("Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )\n                {\n"
+         "                    0x00000005,"),
+        "OperationRegion (GDST, SystemIO, 0x0601, One)",
+        "Field (GDST, ByteAcc, NoLock, WriteAsZeros)",
+        "GDAT,   8",
+        "Method (_EVT, 1, Serialized)",
+        "Local0 = GDAT /* \\_SB_.GED_.GDAT */",
+        "If ((Local0 & One))",
+        "Notify (PWRB, 0x80)",
+        "Device (PWRB)",
+        "Name (_HID, EisaId (\"PNP0C0C\")",
+    };
+    for (size_t i = 0; i < sizeof(ged) / sizeof(ged[0]); i++)
+        assert_has(dsl, ged[i], "dsdt.dsl");
     free(dsl);
 
     /*
      * Recompile the disassembly: iasl emits shortest encodings too, so the
      * AML must come back byte for byte (only the header's creator differs).
      */
-    free(run_iasl(d, "-p again dsdt.dsl"));
+    char *out = run_iasl(d, "-p again dsdt.dsl");
+    assert_has(out, "0 Errors, 0 Warnings", "iasl output");
+    free(out);
     char again_path[128];
     snprintf(again_path, sizeof(again_path), "%s/again.aml", d->path);
     FILE *f = fopen(again_path, "rb");
@@ -1066,6 +1305,49 @@ static void test_iasl_pci_encoder(void **state)
     tmpdir_remove(d);
 }
 
+/* The method-body operators and Field/OperationRegion through iasl and back. */
+static void test_iasl_aml_ops(void **state)
+{
+    (void)state;
+    if (!have_iasl()) {
+        print_message("iasl not installed (apt-get install acpica-tools): skipping\n");
+        skip();
+    }
+    uint8_t t[512];
+    size_t body = ops_aml(t + SDT_HEADER_LEN, sizeof(t) - SDT_HEADER_LEN);
+    assert_true(body > 0);
+    size_t len = SDT_HEADER_LEN + body;
+    sdt_header(t, "SSDT", (uint32_t)len, 2);
+    sdt_finish(t, len);
+
+    struct tmpdir *d = tmpdir_make();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ssdt.dat", d->path);
+    write_file(path, t, len);
+    free(run_iasl(d, "-d ssdt.dat"));
+    char *dsl = read_in(d, "ssdt.dsl");
+    static const char *const want[] = {
+        "OperationRegion (REG0, SystemMemory, 0x0000000100000000, 0x1000)",
+        "Field (REG0, DWordAcc, Lock, Preserve)",
+        "A,      32,",
+        "BIG,    4096",
+        "Method (TEST, 1, NotSerialized)",
+        "Local1 = A /* \\_SB_.A___ */",
+        "If ((Local1 & Arg0))",
+        "Notify (DEV0, 0x02)",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_has(dsl, want[i], "ssdt.dsl");
+    free(dsl);
+    char *out = run_iasl(d, "-p again ssdt.dsl");
+    assert_has(out, "0 Errors, 0 Warnings", "iasl output");
+    free(out);
+    char *again = read_in(d, "again.aml");
+    assert_memory_equal(again + SDT_HEADER_LEN, t + SDT_HEADER_LEN, body);
+    free(again);
+    tmpdir_remove(d);
+}
+
 /* Every data table as iasl's table disassembler sees it. */
 static void iasl_tables(struct vm_ram *m, uint32_t ncpus)
 {
@@ -1154,7 +1436,9 @@ static size_t pci_dsdt(const struct pci_windows *w, uint8_t *buf, size_t cap)
                               .sleep_port = SLEEP_PORT,
                               .devs = std_devs,
                               .ndevs = sizeof(std_devs) / sizeof(std_devs[0]),
-                              .pci = w};
+                              .pci = w,
+                              .ged_port = LAYOUT_PORT_ACPI_GED,
+                              .ged_gsi = LAYOUT_GED_IRQ};
     return acpi_build_dsdt(&cfg, buf, cap);
 }
 
@@ -1332,6 +1616,9 @@ static void test_iasl_pci(void **state)
         "Memory32Fixed (ReadWrite,\n                    0xE0000000,",
         "0x00100000,",
         "Device (COM1)",
+        "Device (GED)",
+        "Method (_EVT, 1, Serialized)",
+        "Device (PWRB)",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         assert_has(dsl, want[i], "dsdt.dsl");
@@ -1374,12 +1661,15 @@ int main(void)
         cmocka_unit_test(test_dsdt_bytes),
         cmocka_unit_test(test_dsdt_short_buffers),
         cmocka_unit_test(test_dsdt_devices),
+        cmocka_unit_test(test_dsdt_ged),
         cmocka_unit_test(test_aml_names),
         cmocka_unit_test(test_aml_integers),
         cmocka_unit_test(test_aml_pkglength),
         cmocka_unit_test(test_aml_errors),
+        cmocka_unit_test(test_aml_ops),
         cmocka_unit_test_teardown(test_iasl_dsdt, tmpdir_teardown),
         cmocka_unit_test_teardown(test_iasl_pci_encoder, tmpdir_teardown),
+        cmocka_unit_test_teardown(test_iasl_aml_ops, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_iasl_tables, ram_setup, ram_tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_pci_tables, ram_setup, ram_teardown),
         cmocka_unit_test(test_pci_dsdt_bytes),
