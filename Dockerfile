@@ -58,6 +58,7 @@ RUN set -eu; \
         libcjson-dev \
         libcmocka-dev \
         libmnl-dev \
+        libhttp-parser-dev \
         liburing-dev \
         libseccomp-dev \
         libslirp-dev \

@@ -7,6 +7,7 @@ PKGS="
 build-essential cmake ninja-build pkg-config git ca-certificates file
 clang-14 llvm-14 libclang-rt-14-dev afl++
 libcmocka-dev liburing-dev libseccomp-dev libcjson-dev libslirp-dev libmnl-dev
+libhttp-parser-dev
 acpica-tools
 qemu-system-x86 busybox-static cpio kmod e2fsprogs xz-utils zstd
 python3 python3-pytest

@@ -10,7 +10,6 @@
  */
 #include "cli.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "cli_opts.h"
 #include "layout.h"
 #include "net/net_addr.h"
+#include "net/net_check.h"
 
 #include "config_limits.h"
 
@@ -431,14 +431,9 @@ static enum cli_result net_mac(struct cli_state *st, const char *ctx,
     const struct cli_opt *it = cli_opts_find(o, key);
     if (!it)
         return CLI_OK;
-    if (net_parse_mac(it->value, mac) < 0)
-        return fail(st, ctx, "%s '%s' is not a MAC address (expected six hex pairs "
-                    "such as 52:54:00:12:34:56)", key, it->value);
-    if (!net_mac_is_unicast(mac))
-        return fail(st, ctx, "%s '%s' is a multicast address (the lowest bit of the "
-                    "first byte must be 0)", key, it->value);
-    if (net_mac_is_zero(mac))
-        return fail(st, ctx, "%s '%s' is all zeros", key, it->value);
+    const char *why = net_check_mac(it->value, mac);
+    if (why)
+        return fail(st, ctx, "%s '%s' %s", key, it->value, why);
     *given = 1;
     return CLI_OK;
 }
@@ -453,30 +448,15 @@ static enum cli_result net_addrs(struct cli_state *st, const char *ctx,
         return fail(st, ctx, "mask= needs ip= in '%s'", val);
     if (!ip)
         return CLI_OK;
-    if (net_parse_ipv4(ip->value, &n->ip) < 0)
-        return fail(st, ctx, "ip '%s' is not an IPv4 address (expected a dotted quad such "
-                    "as 192.168.249.1)", ip->value);
-    uint32_t first = ntohl(n->ip) >> 24;
-    if (n->ip == 0 || first >= 224)
-        return fail(st, ctx, "ip '%s' cannot be a host address", ip->value);
+    const char *why = net_check_host_ip(ip->value, &n->ip);
+    if (why)
+        return fail(st, ctx, "ip '%s' %s", ip->value, why);
     const char *m = mask ? mask->value : CLI_NET_DEFAULT_MASK;
-    if (net_parse_ipv4(m, &n->mask) < 0)
-        return fail(st, ctx, "mask '%s' is not a dotted quad such as 255.255.255.0", m);
-    if (net_mask_prefix(n->mask) < 1)
-        return fail(st, ctx, "mask '%s' is not a netmask (contiguous ones from the left, "
-                    "at least one)", m);
+    if ((why = net_check_mask(m, &n->mask)))
+        return fail(st, ctx, "mask '%s' %s", m, why);
     n->ip_given = 1;
     n->mask_given = mask != NULL;
     return CLI_OK;
-}
-
-/* Linux accepts more, but these names need no quoting anywhere. */
-static int tap_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n > CLI_NET_IFNAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return 0;
-    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
 static int fd_in_use(const struct vm_config *cfg, int fd)
@@ -569,7 +549,7 @@ static enum cli_result net_backend(struct cli_state *st, const char *ctx,
     if (tap && tap->value[0]) {
         if (fd)
             return fail(st, ctx, "tap= and fd= cannot be used together in '%s'", val);
-        if (!tap_name_ok(tap->value))
+        if (!net_tap_name_ok(tap->value))
             return fail(st, ctx, "tap name '%s' is not valid (1-%u characters of A-Z a-z "
                         "0-9 . _ -)", tap->value, CLI_NET_IFNAME_MAX);
         for (uint32_t i = 0; i + 1 < st->cfg->nnets; i++)

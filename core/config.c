@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void config_init(struct vm_config *cfg)
 {
@@ -17,6 +18,30 @@ void config_init(struct vm_config *cfg)
     cfg->memory.thp = 1;
     cfg->serial.mode = CHR_NULL;
     cfg->console.mode = CHR_TTY; /* Cloud Hypervisor's default */
+    cfg->api_socket_fd = cfg->event_monitor_fd = -1;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+void net_config_free(struct net_config *nc)
+{
+    free(nc->tap);
+    nc->tap = NULL;
+    free(nc->id);
+    nc->id = NULL;
+    for (uint32_t j = 0; j < nc->nhostfwd && j < CONFIG_MAX_HOSTFWD; j++) {
+        free(nc->hostfwd[j]);
+        nc->hostfwd[j] = NULL;
+    }
+    nc->nhostfwd = 0;
+    if (nc->fds_owned)
+        for (uint32_t j = 0; j < nc->nfds && j < CONFIG_MAX_NET_FDS; j++)
+            close_fd(&nc->fds[j]);
 }
 
 void config_free(struct vm_config *cfg)
@@ -35,14 +60,16 @@ void config_free(struct vm_config *cfg)
         free(cfg->disks[i].id);
         free(cfg->disks[i].serial);
     }
-    for (uint32_t i = 0; i < cfg->nnets; i++) {
-        free(cfg->nets[i].tap);
-        free(cfg->nets[i].id);
-        for (uint32_t j = 0; j < cfg->nets[i].nhostfwd; j++)
-            free(cfg->nets[i].hostfwd[j]);
-    }
+    for (uint32_t i = 0; i < cfg->nnets; i++)
+        net_config_free(&cfg->nets[i]);
+    if (cfg->serial.has_fd)
+        close_fd(&cfg->serial.fd);
+    if (cfg->console.has_fd)
+        close_fd(&cfg->console.fd);
     free(cfg->rng.src);
     free(cfg->log_file);
     free(cfg->plugin_dir);
+    free(cfg->api_socket_path);
+    free(cfg->event_monitor_path);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -17,6 +17,11 @@ enum chr_mode { CHR_OFF = 0, CHR_NULL, CHR_TTY, CHR_FILE, CHR_PTY };
 struct chr_config {
     enum chr_mode mode;
     char *path; /* CHR_FILE */
+    /* The backend's fd (pty master, output file) kept by the VMM across
+     * reboots, so the pty path stays and the file is not truncated; owned
+     * by the config; valid when has_fd (so a zeroed chr_config has none). */
+    int fd;
+    int has_fd;
 };
 
 struct cpus_config {
@@ -35,6 +40,10 @@ struct memory_config {
     int prefault;   /* MAP_POPULATE */
     int mergeable;  /* MADV_MERGEABLE (KSM) */
     int thp;        /* MADV_HUGEPAGE, default on */
+    /* REST API (vm.create memory.hotplug_*): kept so vm.info echoes them;
+     * nimbus has no memory hotplug yet. */
+    enum mem_hotplug_method { MEM_HOTPLUG_ACPI = 0, MEM_HOTPLUG_VIRTIO_MEM } hotplug_method;
+    uint64_t hotplug_size; /* bytes; 0: none */
 };
 
 struct device_config {
@@ -64,6 +73,10 @@ struct net_config {
     uint32_t queue_size;
     int fds[CONFIG_MAX_NET_FDS]; /* fd=: one open tap queue per pair */
     uint32_t nfds;
+    /* The fds are the config's to close (taps nimbus created, fds received
+     * with vm.add-net), not the caller's (fd= on the command line). */
+    int fds_owned;
+    int tap_ready;           /* created and configured once: a reboot reuses it as is */
     char *id;
     int offload_tso, offload_ufo, offload_csum;
     int user;                /* user=on: libslirp in the plugin */
@@ -95,10 +108,18 @@ struct vm_config {
     int verbosity;    /* count of -v: 0 warn, 1 info, 2 debug, 3+ trace */
     char *log_file;
     char *plugin_dir; /* --plugin-dir, overrides the default search */
+    /* VMM settings, not part of the VM (a vm.create does not change them). */
+    char *api_socket_path;   /* --api-socket path= */
+    int api_socket_fd;       /* --api-socket fd=, -1 */
+    char *event_monitor_path;
+    int event_monitor_fd;    /* -1 */
 };
 
 void config_init(struct vm_config *cfg);
 void config_free(struct vm_config *cfg);
+/* Frees one net_config's strings (and its fds when fds_owned); pointers are
+ * left NULL, so calling it twice is harmless. */
+void net_config_free(struct net_config *nc);
 /*
  * Whole-config checks (config_check.c): required payload, files that must
  * exist, cross-option limits; fills per-vCPU defaults.  err reads
