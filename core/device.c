@@ -725,6 +725,51 @@ void device_reset(struct device *d)
     device_unlock(d);
 }
 
+/* What device_counters passes to the plugin: the caller's emit behind a
+ * name check, since names end up as JSON keys in the API. */
+struct counters_filter {
+    void (*emit)(void *ctx, const char *name, uint64_t value);
+    void *ctx;
+    uint32_t dropped;
+};
+
+static int counter_name_ok(const char *name)
+{
+    size_t n = 0;
+    if (!name)
+        return 0;
+    for (; name[n]; n++) {
+        char c = name[n];
+        if (n >= NIMBUS_COUNTER_NAME_MAX ||
+            !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return n > 0;
+}
+
+static void counters_emit(void *opaque, const char *name, uint64_t value)
+{
+    struct counters_filter *f = opaque;
+    if (counter_name_ok(name))
+        f->emit(f->ctx, name, value);
+    else
+        f->dropped++;
+}
+
+int device_counters(struct device *d, void (*emit)(void *ctx, const char *name, uint64_t value),
+                    void *ctx)
+{
+    if (!d->ops.counters)
+        return -ENOTSUP;
+    struct counters_filter f = {emit, ctx, 0};
+    device_lock(d);
+    int r = d->state ? d->ops.counters(d->state, counters_emit, &f) : -ENODEV;
+    device_unlock(d);
+    if (f.dropped)
+        log_debug("%s: dropped %u counters with invalid names", d->name, f.dropped);
+    return r;
+}
+
 void device_destroy(struct device *d)
 {
     if (!d)

@@ -121,6 +121,15 @@ struct device *device_create(const nimbus_plugin *p, const char *options,
                              const struct device_env *env, struct chardev *chr, char *err,
                              size_t errlen);
 void device_reset(struct device *d);
+/*
+ * The plugin's counters (ABI minor 3), under device-wide exclusion: emit
+ * runs once per counter, on this thread, with every lock of the device held
+ * (so it must not call into the device).  Names the ABI does not allow are
+ * dropped, so emit only sees 1..NIMBUS_COUNTER_NAME_MAX characters of
+ * [a-z0-9_].  0, -ENOTSUP when the plugin has no counters, or the op's error.
+ */
+int device_counters(struct device *d, void (*emit)(void *ctx, const char *name, uint64_t value),
+                    void *ctx);
 /* Flush (if the plugin can), unmap, destroy.  The event loop must be stopped. */
 void device_destroy(struct device *d);
 

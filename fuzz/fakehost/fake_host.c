@@ -325,6 +325,74 @@ int fake_host_create(struct fake_host *h, const nimbus_plugin *p,
     return p->ops->create(&h->api, h, options, dev, regions, nregions, err, elen);
 }
 
+static int counter_name_ok(const char *name)
+{
+    size_t n = 0;
+    if (name == NULL)
+        return 0;
+    for (; name[n]; n++) {
+        char c = name[n];
+        if (n >= NIMBUS_COUNTER_NAME_MAX ||
+            !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return n > 0;
+}
+
+/* The emit callback; ctx is the host, which outlives any stray late call. */
+static void fh_counter_emit(void *ctx, const char *name, uint64_t value)
+{
+    struct fake_host *h = ctx;
+    struct fake_host_counters *c = h->counters_out;
+    if (c == NULL) {
+        fake_host_violation(h, &h->violations.bad_counter,
+                            "counters emit called after the op returned");
+        return;
+    }
+    c->total++;
+    if (!counter_name_ok(name)) {
+        fake_host_violation(h, &h->violations.bad_counter,
+                            "counter name is not 1..31 characters of [a-z0-9_]");
+        return;
+    }
+    if (fake_host_counter(c, name, NULL)) {
+        fake_host_violation(h, &h->violations.bad_counter, "counter emitted twice");
+        return;
+    }
+    if (c->n >= FAKE_HOST_MAX_COUNTERS)
+        return;
+    snprintf(c->name[c->n], sizeof(c->name[c->n]), "%s", name);
+    c->value[c->n] = value;
+    c->n++;
+}
+
+int fake_host_counters(struct fake_host *h, const nimbus_plugin *p, void *dev,
+                       struct fake_host_counters *out)
+{
+    memset(out, 0, sizeof(*out));
+    int (*op)(void *, void (*)(void *, const char *, uint64_t), void *) =
+        FAKE_HOST_OP(p, counters);
+    if (op == NULL)
+        return -ENOTSUP;
+    h->counters_out = out;
+    int r = op(dev, fh_counter_emit, h);
+    h->counters_out = NULL;
+    return r;
+}
+
+int fake_host_counter(const struct fake_host_counters *c, const char *name,
+                      uint64_t *value)
+{
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (strcmp(c->name[i], name) == 0) {
+            if (value)
+                *value = c->value[i];
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Earliest armed timer with deadline <= limit (ties: lowest id), or -1. */
 static int next_due(const struct fake_host *h, uint64_t limit)
 {
@@ -410,7 +478,8 @@ uint64_t fake_host_violation_count(const struct fake_host *h)
     const struct fake_host_violations *v = &h->violations;
     return v->bad_gsi + v->bad_level + v->bad_timer + v->bad_fd +
            v->bad_shutdown + v->null_arg + v->bad_log + v->timer_storm +
-           v->bad_queue + v->bad_push + v->idle_notify + v->closed_fd + v->bad_group;
+           v->bad_queue + v->bad_push + v->idle_notify + v->closed_fd + v->bad_group +
+           v->bad_counter;
 }
 
 void fake_host_mark_dirty(struct fake_host *h, uint64_t gpa, uint64_t len)

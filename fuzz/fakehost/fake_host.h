@@ -53,6 +53,8 @@ struct fake_host_violations {
     uint64_t idle_notify;  /* vq_notify on a queue that is not running */
     uint64_t closed_fd;    /* fake_host_poll found a watched fd closed */
     uint64_t bad_group;    /* fd_watch_group with an undeclared group (minor 2) */
+    uint64_t bad_counter;  /* counters op (minor 3): a name not 1..31 of
+                              [a-z0-9_], a name twice, emit after return */
 };
 
 /*
@@ -93,6 +95,15 @@ struct fake_host_virtio {
     uint64_t config_changed;   /* virtio_config_changed calls */
     uint64_t needs_reset;      /* virtio_needs_reset calls */
     uint64_t broken;           /* vq_pop results of -EIO (malformed chains) */
+};
+
+/* What one counters op emitted (fake_host_counters), in order. */
+#define FAKE_HOST_MAX_COUNTERS 64u
+struct fake_host_counters {
+    uint32_t n;     /* kept in name/value (the first FAKE_HOST_MAX_COUNTERS) */
+    uint32_t total; /* emitted, valid or not */
+    char name[FAKE_HOST_MAX_COUNTERS][NIMBUS_COUNTER_NAME_MAX + 1];
+    uint64_t value[FAKE_HOST_MAX_COUNTERS];
 };
 
 struct fake_host {
@@ -148,6 +159,9 @@ struct fake_host {
 
     /* Virtio transport state (fake_host_virtio_*, vq_* services). */
     struct fake_host_virtio virtio;
+
+    /* Where fake_host_counters collects; NULL outside the op. */
+    struct fake_host_counters *counters_out;
 };
 
 /* Allocate zeroed RAM (ram_size may be 0) and fill the table.  0 or -errno. */
@@ -172,6 +186,19 @@ const nimbus_plugin *fake_host_load_plugin(const char *path, char *err,
 int fake_host_create(struct fake_host *h, const nimbus_plugin *p,
                      const char *options, void **dev, nimbus_region *regions,
                      uint32_t *nregions, char *err, size_t errlen);
+
+/*
+ * ops->counters (ABI minor 3) into *out, checking each emit as the real host
+ * does: a name must be 1..NIMBUS_COUNTER_NAME_MAX characters of [a-z0-9_],
+ * must not repeat, and emit must not be called once the op has returned
+ * (each is a bad_counter violation, and such a counter is not kept).
+ * Returns the op's result, or -ENOTSUP when the plugin has no counters.
+ */
+int fake_host_counters(struct fake_host *h, const nimbus_plugin *p, void *dev,
+                       struct fake_host_counters *out);
+/* The value of counter `name` in c: 1 and *value, or 0 when absent. */
+int fake_host_counter(const struct fake_host_counters *c, const char *name,
+                      uint64_t *value);
 
 /*
  * Move both clocks forward by `ns`, firing due timers in deadline order (ties

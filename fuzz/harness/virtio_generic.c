@@ -19,7 +19,9 @@
  *    input wrote into ring memory itself);
  *  - after the virtio reset, state_save differs from right after create()
  *    or an IRQ line is not back at its power-on level; the device touching
- *    a queue after reset is caught as a contract violation.
+ *    a queue after reset is caught as a contract violation;
+ *  - a counter (ABI minor 3; read with every "used" op, wait and reset)
+ *    that goes down, or one the fake host finds malformed.
  */
 #include <errno.h>
 #include <poll.h>
@@ -244,7 +246,26 @@ static uint64_t alloc_buf(uint32_t len)
     return b;
 }
 
-/* Check and drop every used element of every queue. */
+/* The last value of each counter (ABI minor 3) seen in this process: a
+ * counter only counts up, across resets, restores and inputs alike. */
+static struct fake_host_counters last_counters;
+
+static void check_counters(void)
+{
+    struct fake_host_counters c;
+    /* The fake host checks names, repeats and late emits itself. */
+    if (fake_host_counters(&t.host, t.p, t.dev, &c) < 0)
+        return;
+    for (uint32_t i = 0; i < c.n; i++) {
+        uint64_t before;
+        if (fake_host_counter(&last_counters, c.name[i], &before) && c.value[i] < before)
+            fuzz_fail("%s: counter %s went down from %llu to %llu", t.p->name, c.name[i],
+                      (unsigned long long)before, (unsigned long long)c.value[i]);
+    }
+    last_counters = c;
+}
+
+/* Check and drop every used element of every queue, then the counters. */
 static void drain_used(void)
 {
     uint32_t head, len;
@@ -253,6 +274,7 @@ static void drain_used(void)
             if (!rings_tainted && head >= t.host.virtio.queue_size)
                 fuzz_fail("%s: used element for head %u in a %u-entry queue", t.p->name,
                           head, t.host.virtio.queue_size);
+    check_counters();
 }
 
 static uint32_t chains_in_flight(void)
@@ -303,6 +325,7 @@ static void reset_and_check(const char *when)
      * fake host aborts on such a vq_push / vq_notify. */
     fake_host_poll(&t.host, t.p, t.dev, 0);
     fake_host_advance(&t.host, t.p, t.dev, 1000000ull);
+    check_counters(); /* reset must not have cleared them */
 }
 
 /* One segment of a chain: where it points is chosen by the input. */

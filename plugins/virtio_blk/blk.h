@@ -164,6 +164,7 @@ struct blk_req {
     uint32_t type;
     uint8_t *status_ptr; /* last device-writable byte of the chain */
     uint32_t written;    /* used length to report on success, status included */
+    uint32_t data_len;   /* IN/OUT: bytes the request moves (for the counters) */
     uint8_t status;
     uint8_t retries;
     uint8_t tail_sync; /* WRITE_ZEROES, write-through: fsync issued */
@@ -212,6 +213,10 @@ struct blk_queue {
     int need_notify; /* chains pushed since the last vq_notify */
     nimbus_vq_buf *scratch; /* iov_cap entries for vq_pop */
     struct blk_uring uring;
+    /* Requests completed OK (blk_req_finish): written by this queue's calls
+     * only, read by the device-wide counters op.  Never reset. */
+    uint64_t read_ops, read_bytes, write_ops, write_bytes;
+    uint64_t flush_ops, discard_ops, write_zeroes_ops;
 };
 
 struct blk_dev {

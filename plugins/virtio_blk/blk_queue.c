@@ -68,6 +68,32 @@ static void slot_put(struct blk_queue *q, struct blk_req *r)
     q->free[q->nfree++] = (uint32_t)(r - q->reqs);
 }
 
+/* Where a request completes, as Cloud Hypervisor counts: successes only. */
+static void count_done(struct blk_queue *q, const struct blk_req *r)
+{
+    switch (r->type) {
+    case VIRTIO_BLK_T_IN:
+        q->read_ops++;
+        q->read_bytes += r->data_len;
+        break;
+    case VIRTIO_BLK_T_OUT:
+        q->write_ops++;
+        q->write_bytes += r->data_len;
+        break;
+    case VIRTIO_BLK_T_FLUSH:
+        q->flush_ops++;
+        break;
+    case VIRTIO_BLK_T_DISCARD:
+        q->discard_ops++;
+        break;
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+        q->write_zeroes_ops++;
+        break;
+    default:
+        break;
+    }
+}
+
 void blk_req_finish(struct blk_dev *d, struct blk_req *r)
 {
     struct blk_queue *q = r->q;
@@ -75,6 +101,8 @@ void blk_req_finish(struct blk_dev *d, struct blk_req *r)
     if (r->status_ptr) {
         *r->status_ptr = r->status;
         written = r->status == VIRTIO_BLK_S_OK ? r->written : 1;
+        if (r->status == VIRTIO_BLK_S_OK)
+            count_done(q, r);
     }
     d->host->vq_push(d->hctx, q->index, r->head, written);
     q->need_notify = 1;

@@ -100,6 +100,7 @@ static int setup_rw(struct blk_dev *d, struct blk_req *r, uint32_t n,
         bad_chain(d, r, "sector range beyond the end of the disk");
         return 0;
     }
+    r->data_len = (uint32_t)len;
     if (is_read)
         r->written = (uint32_t)len + 1;
     if (len == 0) {
@@ -173,6 +174,7 @@ int blk_req_parse(struct blk_dev *d, struct blk_req *r, uint32_t n)
 
     r->status_ptr = NULL;
     r->written = 0;
+    r->data_len = 0;
     r->status = VIRTIO_BLK_S_IOERR;
     r->retries = 0;
     r->tail_sync = 0;

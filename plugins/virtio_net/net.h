@@ -156,7 +156,7 @@ struct net_pair {
     int resched_watched;
     uint8_t *linear;       /* user mode: a frame made contiguous for slirp */
 
-    /* counters */
+    /* counters: bytes exclude the virtio-net header; never reset */
     uint64_t rx_frames, rx_bytes, rx_dropped;
     uint64_t tx_frames, tx_bytes, tx_dropped, bad_chains;
     int warned_io;
@@ -256,5 +256,7 @@ void net_user_rx(struct net_pair *p);
 void net_user_fd_ready(struct net_dev *d);
 void net_user_timer(struct net_dev *d, uint32_t id);
 int net_user_fd(const struct net_dev *d);
+/* Frames for the guest slirp produced that found the FIFO full. */
+uint64_t net_user_dropped(const struct net_dev *d);
 
 #endif /* NIMBUS_VIRTIO_NET_H */

@@ -253,6 +253,11 @@ int net_user_fd(const struct net_dev *d)
     return d->user ? d->user->epfd : -1;
 }
 
+uint64_t net_user_dropped(const struct net_dev *d)
+{
+    return d->user ? d->user->dropped : 0;
+}
+
 void net_user_rx(struct net_pair *p)
 {
     struct net_dev *d = p->dev;

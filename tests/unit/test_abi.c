@@ -105,6 +105,9 @@ static void test_frozen_layout(void **state)
     assert_int_equal(offsetof(nimbus_device_ops, io_read), 32);
     assert_int_equal(offsetof(nimbus_device_ops, io_write), 40);
     assert_int_equal(offsetof(nimbus_device_ops, flush), 88);
+    assert_int_equal(offsetof(nimbus_device_ops, virtio_info), 96);     /* minor 1 */
+    assert_int_equal(offsetof(nimbus_device_ops, virtio_queue_notify), 128);
+    assert_int_equal(offsetof(nimbus_device_ops, counters), 136);       /* minor 3 */
     assert_int_equal(offsetof(nimbus_host_api, log), 8);
     assert_int_equal(offsetof(nimbus_host_api, gpa_read), 16);
     assert_int_equal(offsetof(nimbus_host_api, irq_set_level), 40);

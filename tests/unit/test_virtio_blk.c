@@ -1281,6 +1281,110 @@ static void test_reset_in_flight_two_queues(void **state)
     roundtrip(f, 1, 0);
 }
 
+/* ---- counters (ABI minor 3) ---- */
+
+static const char *const blk_counter_names[] = {
+    "read_bytes", "write_bytes", "read_ops", "write_ops", "flush_ops",
+    "discard_ops", "write_zeroes_ops", "io_errors", "bad_chains"};
+enum { C_RB, C_WB, C_RO, C_WO, C_FLUSH, C_DISCARD, C_WZ, C_IOERR, C_BAD, C_N };
+
+/* Every counter, in the plugin's order (Cloud Hypervisor's four first). */
+static void counters_are(struct fx *f, const uint64_t want[C_N])
+{
+    struct fake_host_counters c;
+    assert_int_equal(fake_host_counters(&f->h, f->p, f->dev, &c), 0);
+    assert_int_equal(c.total, C_N);
+    assert_int_equal(c.n, C_N);
+    for (unsigned i = 0; i < C_N; i++) {
+        assert_string_equal(c.name[i], blk_counter_names[i]);
+        if (c.value[i] != want[i])
+            fail_msg("%s is %llu, expected %llu", c.name[i], (unsigned long long)c.value[i],
+                     (unsigned long long)want[i]);
+    }
+}
+
+/*
+ * A known mix of requests over two queues, then the exact counts: data
+ * bytes and operations of requests that completed OK, as Cloud Hypervisor
+ * counts them; requests that failed count only as errors.  The counts
+ * survive a virtio reset (they are the host's, not the device's state).
+ */
+static void counters_mix(struct fx *f)
+{
+    uint64_t want[C_N] = {0};
+    counters_are(f, want);
+
+    for (uint32_t i = 0; i < 6; i++) {
+        uint32_t n = (i + 1) * SECTOR;
+        uint64_t g = buf(f, n);
+        fill_random(ram(f, g), n);
+        struct fake_vq_seg d = {g, n, 0};
+        assert_int_equal(run_req(f, i % 2, T_OUT, (uint64_t)i * 16, &d, 1, NULL), S_OK);
+        want[C_WB] += n;
+        want[C_WO]++;
+    }
+    for (uint32_t i = 0; i < 4; i++) {
+        uint32_t n = 4096u << i;
+        struct fake_vq_seg d[2] = {{buf(f, 512), 512, 1}, {buf(f, n - 512), n - 512, 1}};
+        assert_int_equal(run_req(f, i % 2, T_IN, 64, d, 2, NULL), S_OK);
+        want[C_RB] += n;
+        want[C_RO]++;
+    }
+    /* A read of no data is still a request. */
+    assert_int_equal(run_req(f, 1, T_IN, 0, NULL, 0, NULL), S_OK);
+    want[C_RO]++;
+    assert_int_equal(run_req(f, 0, T_FLUSH, 0, NULL, 0, NULL), S_OK);
+    assert_int_equal(run_req(f, 1, T_FLUSH, 0, NULL, 0, NULL), S_OK);
+    want[C_FLUSH] += 2;
+    const uint64_t seg[1][3] = {{256, 8, 0}};
+    assert_int_equal(dwz(f, T_DISCARD, seg, 1), S_OK);
+    want[C_DISCARD]++;
+    assert_int_equal(dwz(f, T_WZ, seg, 1), S_OK);
+    assert_int_equal(dwz(f, T_WZ, seg, 1), S_OK);
+    want[C_WZ] += 2;
+    counters_are(f, want);
+
+    /* Neither I/O nor errors: GET_ID and a type the device does not know. */
+    struct fake_vq_seg id = {buf(f, 20), 20, 1};
+    assert_int_equal(run_req(f, 0, T_GET_ID, 0, &id, 1, NULL), S_OK);
+    assert_int_equal(run_req(f, 1, 99, 0, NULL, 0, NULL), S_UNSUPP);
+    /* A range past the end is the guest's fault: a bad chain. */
+    struct fake_vq_seg d = {buf(f, SECTOR), SECTOR, 1};
+    assert_int_equal(run_req(f, 0, T_IN, 2048, &d, 1, NULL), S_IOERR);
+    want[C_BAD]++;
+    counters_are(f, want);
+
+    /* Reset keeps them; the queues count on afterwards. */
+    fake_host_virtio_reset(&f->h, f->p, f->dev);
+    counters_are(f, want);
+    activate(f, f->info.device_features);
+    assert_int_equal(run_req(f, 1, T_IN, 0, &d, 1, NULL), S_OK);
+    want[C_RB] += SECTOR;
+    want[C_RO]++;
+    counters_are(f, want);
+
+    /* An I/O error: the disk shrank under the device, a read past the new
+     * end comes back empty.  It is an error, not a read. */
+    assert_int_equal(truncate(f->img, 512u << 10), 0);
+    assert_int_equal(run_req(f, 0, T_IN, 1536, &d, 1, NULL), S_IOERR);
+    want[C_IOERR]++;
+    counters_are(f, want);
+}
+
+static void test_counters_io_uring(void **state)
+{
+    struct fx *f = *state;
+    start(f, "num_queues=2");
+    counters_mix(f);
+}
+
+static void test_counters_sync(void **state)
+{
+    struct fx *f = *state;
+    start(f, "num_queues=2,aio=sync");
+    counters_mix(f);
+}
+
 static void test_state_blob(void **state)
 {
     struct fx *f = *state;
@@ -1328,6 +1432,8 @@ int main(void)
         T(test_groups_two_queues),
         T(test_reset_in_flight_two_queues),
         T(test_state_blob),
+        T(test_counters_io_uring),
+        T(test_counters_sync),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

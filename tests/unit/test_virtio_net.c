@@ -981,6 +981,118 @@ static void test_ctrl_garbage(void **state)
     assert_int_equal(nd(f)->active_pairs, 2);
 }
 
+/* ---- counters (ABI minor 3) ---- */
+
+static const char *const net_counter_names[] = {
+    "rx_bytes", "rx_frames", "tx_bytes", "tx_frames",
+    "rx_dropped", "tx_dropped", "bad_chains", "ctrl_errors"};
+enum { C_RXB, C_RXF, C_TXB, C_TXF, C_RXD, C_TXD, C_BAD, C_CTRL, C_N };
+
+/* Every counter through the op, in its order (Cloud Hypervisor's four
+ * first), against `want` and against the pairs' own fields. */
+static void counters_are(struct fx *f, const uint64_t want[C_N])
+{
+    struct fake_host_counters c;
+    assert_int_equal(fake_host_counters(&f->h, f->p, f->dev, &c), 0);
+    assert_int_equal(c.total, C_N);
+    assert_int_equal(c.n, C_N);
+    for (unsigned i = 0; i < C_N; i++) {
+        assert_string_equal(c.name[i], net_counter_names[i]);
+        if (c.value[i] != want[i])
+            fail_msg("%s is %llu, expected %llu", c.name[i], (unsigned long long)c.value[i],
+                     (unsigned long long)want[i]);
+    }
+    uint64_t rxb = 0, txf = 0;
+    for (unsigned i = 0; i < nd(f)->pairs; i++) {
+        rxb += nd(f)->pair[i].rx_bytes;
+        txf += nd(f)->pair[i].tx_frames;
+    }
+    assert_int_equal(rxb, want[C_RXB]);
+    assert_int_equal(txf, want[C_TXF]);
+}
+
+/*
+ * Frames both ways on both pairs, a merged one among them, and one of each
+ * kind of failure: the exact counts come back, bytes as the guest sees
+ * them (no virtio-net header), and a virtio reset keeps them.
+ */
+static void test_counters(void **state)
+{
+    struct fx *f = *state;
+    sock_dev(f, 2, "");
+    activate(f, ALL);
+    uint64_t want[C_N] = {0};
+    counters_are(f, want);
+    assert_int_equal(set_pairs(f, 2), ACK_OK);
+
+    static uint8_t pkt[HDR + 4000], got[HDR + 4000 + 16];
+    for (unsigned i = 0; i < 5; i++) {
+        unsigned pair = i % 2;
+        uint32_t len = 60 + 100 * i;
+        make_hdr(pkt, 0, 0, 0, 0, 0, 0);
+        make_frame(pkt + HDR, len, i);
+        int head = tx_one_buf(f, pair, pkt, HDR + len);
+        kick(f, NET_TXQ(pair));
+        expect_used(f, NET_TXQ(pair), head, 0);
+        assert_int_equal(peer_recv(f, pair, got, sizeof(got), 1000), HDR + len);
+        want[C_TXB] += len;
+        want[C_TXF]++;
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        unsigned pair = i % 2;
+        uint32_t len = 1514 - 200 * i;
+        int head = post_rx(f, pair, 2048, NULL);
+        kick(f, NET_RXQ(pair));
+        make_hdr(pkt, 0, 0, 0, 0, 0, 0);
+        make_frame(pkt + HDR, len, 20 + i);
+        peer_send(f, pair, pkt, HDR + len);
+        expect_used(f, NET_RXQ(pair), head, HDR + len);
+        want[C_RXB] += len;
+        want[C_RXF]++;
+    }
+    /* One frame over three merged buffers counts once, header excluded. */
+    int heads[3];
+    for (unsigned i = 0; i < 3; i++)
+        heads[i] = post_rx(f, 1, 1526, NULL);
+    kick(f, NET_RXQ(1));
+    make_frame(pkt + HDR, 4000, 30);
+    peer_send(f, 1, pkt, HDR + 4000);
+    expect_used(f, NET_RXQ(1), heads[0], 1526);
+    expect_used(f, NET_RXQ(1), heads[1], 1526);
+    expect_used(f, NET_RXQ(1), heads[2], HDR + 4000 - 2 * 1526);
+    want[C_RXB] += 4000;
+    want[C_RXF]++;
+    counters_are(f, want);
+
+    /* A runt from the backend, a header the device refuses, a transmit
+     * chain with a device-writable buffer, a control command it rejects. */
+    post_rx(f, 0, 2048, NULL);
+    kick(f, NET_RXQ(0));
+    peer_send(f, 0, pkt, HDR + 5);
+    expect_idle(f, NET_RXQ(0));
+    want[C_RXD]++;
+    make_hdr(pkt, 0x80, 0, 0, 0, 0, 0);
+    make_frame(pkt + HDR, 100, 40);
+    int head = tx_one_buf(f, 1, pkt, HDR + 100);
+    kick(f, NET_TXQ(1));
+    expect_used(f, NET_TXQ(1), head, 0);
+    want[C_TXD]++;
+    struct fake_vq_seg s[2] = {{put(f, pkt, HDR + 100), HDR + 100, 0},
+                               {fake_host_buf(&f->h, 64), 64, 1}};
+    head = fake_host_vq_add(&f->h, NET_TXQ(0), s, 2);
+    kick(f, NET_TXQ(0));
+    expect_used(f, NET_TXQ(0), head, 0);
+    want[C_BAD]++;
+    assert_int_equal(ctrl(f, 0x77, 0, NULL, 0), ACK_ERR);
+    want[C_CTRL]++;
+    assert_int_equal(peer_recv(f, 0, got, sizeof(got), 0), -1);
+    assert_int_equal(peer_recv(f, 1, got, sizeof(got), 0), -1);
+    counters_are(f, want);
+
+    reset(f);
+    counters_are(f, want);
+}
+
 /* ---- reset ---- */
 
 static void test_reset_forgets_in_flight(void **state)
@@ -1482,6 +1594,7 @@ int main(void)
         T(test_ctrl_pairs),
         T(test_ctrl_offloads),
         T(test_ctrl_garbage),
+        T(test_counters),
         T(test_reset_forgets_in_flight),
         T(test_user_hostfwd),
         T(test_user_dhcp_and_arp),

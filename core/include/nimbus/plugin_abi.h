@@ -35,15 +35,15 @@
  *    other groups.  Every other op (create, destroy, reset, io_*, the
  *    virtio_config_* and virtio_activate ops, state_*, flush, timer_fired,
  *    chr_input, fd_ready of fd_watch watches, virtio_queue_notify of queues
- *    in NIMBUS_VQ_GROUP_NONE) is "device-wide": it never runs concurrently
- *    with any other call into the instance.  So state that two groups touch
- *    must be split per group or accessed atomically; state only device-wide
- *    ops change needs nothing.  In a group call a plugin may use: log,
- *    gpa_*, msi_send, clock_ns, wallclock_ns, timer_arm, vq_* for the
- *    group's own queues, fd_watch_group for its own group, fd_unwatch of
- *    fds it watches in its own group, virtio_config_changed and
- *    virtio_needs_reset.  Device-wide ops may use every service on every
- *    queue and group.
+ *    in NIMBUS_VQ_GROUP_NONE, counters) is "device-wide": it never runs
+ *    concurrently with any other call into the instance.  So state that two
+ *    groups touch must be split per group or accessed atomically; state
+ *    only device-wide ops change needs nothing.  In a group call a plugin
+ *    may use: log, gpa_*, msi_send, clock_ns, wallclock_ns, timer_arm, vq_*
+ *    for the group's own queues, fd_watch_group for its own group,
+ *    fd_unwatch of fds it watches in its own group, virtio_config_changed
+ *    and virtio_needs_reset.  Device-wide ops may use every service on
+ *    every queue and group.
  *  - A plugin must not create threads and must not keep host pointers
  *    obtained from gpa_map beyond the op that obtained them (virtqueue
  *    buffers from vq_pop are the exception: see nimbus_vq_buf).
@@ -78,7 +78,7 @@ extern "C" {
 #endif
 
 #define NIMBUS_ABI_MAJOR 1
-#define NIMBUS_ABI_MINOR 2
+#define NIMBUS_ABI_MINOR 3
 #define NIMBUS_PLUGIN_SYMBOL "nimbus_plugin_v1"
 
 /* True when a table written with `struct_size` contains `member`. */
@@ -117,6 +117,10 @@ extern "C" {
 /* I/O groups (minor 2): see the threading rules above. */
 #define NIMBUS_MAX_IO_GROUPS 16u
 #define NIMBUS_VQ_GROUP_NONE 0xffu /* queue served device-wide on the core's loop */
+
+/* Counters (minor 3): a name is 1..NIMBUS_COUNTER_NAME_MAX characters of
+ * [a-z0-9_]; the host drops any other. */
+#define NIMBUS_COUNTER_NAME_MAX 31u
 
 /* At most this many regions per device instance. */
 #define NIMBUS_MAX_REGIONS 8u
@@ -356,6 +360,20 @@ typedef struct nimbus_device_ops {
     int (*virtio_activate)(void *dev, uint64_t features);
     /* The driver made buffers available in `queue` (event loop thread). */
     void (*virtio_queue_notify)(void *dev, uint32_t queue);
+
+    /* ---- minor 3 ---- */
+    /*
+     * Statistics for the VMM's API (Cloud Hypervisor's vm.counters), e.g.
+     * "read_bytes" or "rx_frames".  Optional.  Call emit(ctx, name, value)
+     * once per counter, synchronously, then return 0 (or a negative errno).
+     * Device-wide and called from a VMM thread, so plain reads of state that
+     * group calls update are consistent here; must not block.  `name` need
+     * only live until emit returns.  Values count up from create and are
+     * not cleared by reset(): they are the host's view of the device, not
+     * device state (state_save leaves them out).
+     */
+    int (*counters)(void *dev, void (*emit)(void *ctx, const char *name, uint64_t value),
+                    void *ctx);
 
     /* Append new ops here (minor bump). */
 } nimbus_device_ops;
