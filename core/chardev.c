@@ -118,6 +118,29 @@ static int pty_open(struct chardev *c, char *err, size_t errlen)
     return 0;
 }
 
+/* After a reboot: the pty the VMM kept, so its path (which a user or
+ * libvirt has open) stays the same; its settings were made when it was new. */
+static int pty_reuse(struct chardev *c, int master, char *err, size_t errlen)
+{
+    c->pty_timer_fd = -1;
+    int m = fcntl(master, F_DUPFD_CLOEXEC, 0);
+    if (m < 0 || ptsname_r(m, c->pty_name, sizeof(c->pty_name)) != 0) {
+        snprintf(err, errlen, "cannot reuse the pty: %s", strerror(errno));
+        if (m >= 0)
+            close(m);
+        return -1;
+    }
+    c->pty_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (c->pty_timer_fd < 0) {
+        snprintf(err, errlen, "cannot create a timer: %s", strerror(errno));
+        close(m);
+        return -1;
+    }
+    c->in_fd = c->out_fd = m;
+    c->own_out = 1;
+    return 0;
+}
+
 struct chardev *chr_open_named(const struct chr_config *cfg, const char *what,
                                struct event_loop *el, char *err, size_t errlen)
 {
@@ -139,7 +162,9 @@ struct chardev *chr_open_named(const struct chr_config *cfg, const char *what,
         c->out_fd = STDOUT_FILENO;
         break;
     case CHR_FILE:
-        c->out_fd = open(cfg->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        /* After a reboot: the same open file, so earlier output stays. */
+        c->out_fd = cfg->has_fd ? fcntl(cfg->fd, F_DUPFD_CLOEXEC, 0)
+                                : open(cfg->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (c->out_fd < 0) {
             snprintf(err, errlen, "cannot open '%s': %s", cfg->path, strerror(errno));
             goto fail;
@@ -147,7 +172,7 @@ struct chardev *chr_open_named(const struct chr_config *cfg, const char *what,
         c->own_out = 1;
         break;
     case CHR_PTY:
-        if (pty_open(c, err, errlen) < 0)
+        if ((cfg->has_fd ? pty_reuse(c, cfg->fd, err, errlen) : pty_open(c, err, errlen)) < 0)
             goto fail;
         break;
     default:
@@ -162,7 +187,7 @@ struct chardev *chr_open_named(const struct chr_config *cfg, const char *what,
         }
     }
     /* The one line a user needs to find the device; not subject to -v. */
-    if (c->mode == CHR_PTY)
+    if (c->mode == CHR_PTY && !cfg->has_fd)
         fprintf(stderr, "nimbus: %s is on %s\n", what ? what : "character device",
                 c->pty_name);
     return c;
@@ -180,6 +205,13 @@ struct chardev *chr_open(const struct chr_config *cfg, struct event_loop *el, ch
                          size_t errlen)
 {
     return chr_open_named(cfg, NULL, el, err, errlen);
+}
+
+int chr_keep_fd(const struct chardev *c)
+{
+    if (!c || (c->mode != CHR_PTY && c->mode != CHR_FILE) || c->out_fd < 0)
+        return -1;
+    return fcntl(c->out_fd, F_DUPFD_CLOEXEC, 0);
 }
 
 const char *chr_pty_name(const struct chardev *c)

@@ -29,6 +29,11 @@ struct chardev *chr_open(const struct chr_config *cfg, struct event_loop *el, ch
                          size_t errlen);
 /* The slave's path (/dev/pts/N) of a pty backend, else NULL. */
 const char *chr_pty_name(const struct chardev *c);
+/*
+ * A duplicate of the backend's fd for the VMM to keep across a reboot
+ * (chr_config.fd): pty master or output file; -1 for other backends.
+ */
+int chr_keep_fd(const struct chardev *c);
 /* Start delivering input to sink (call once the device exists). */
 int chr_attach(struct chardev *c, chr_sink_fn sink, void *opaque);
 /*

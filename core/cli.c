@@ -11,6 +11,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 struct cli_state {
     struct vm_config *cfg;
+    int ch_name; /* run as "cloud-hypervisor" */
     FILE *out;
     char *err;
     size_t errlen;
@@ -104,6 +106,63 @@ static enum cli_result opt_cmdline(struct cli_state *st, const char *ctx, const 
 static enum cli_result opt_log_file(struct cli_state *st, const char *ctx, const char *val)
 {
     return set_string(st, ctx, &st->cfg->log_file, val, 0);
+}
+
+/*
+ * --api-socket and --event-monitor: path=PATH, fd=N, or a bare path (CH).
+ * An inherited fd must be open now; what it is gets checked when used.
+ */
+static enum cli_result opt_path_or_fd(struct cli_state *st, const char *ctx, const char *val,
+                                      char **path, int *fd)
+{
+    if (val[0] == '\0')
+        return fail(st, ctx, "empty value");
+    if (!strchr(val, '='))
+        return set_string(st, ctx, path, val, 0);
+    static const struct cli_opt_spec spec[] = {
+        { "path", CLI_OPT_VALUE },
+        { "fd", CLI_OPT_VALUE },
+        { NULL, CLI_OPT_VALUE },
+    };
+    struct cli_err e = errsink(st, ctx);
+    struct cli_opts o;
+    if (cli_opts_parse(&o, val, spec, &e) < 0)
+        return CLI_ERROR;
+    enum cli_result r = CLI_ERROR;
+    const struct cli_opt *p = cli_opts_find(&o, "path");
+    uint32_t n = UINT32_MAX;
+    if (cli_opts_get_u32(&o, "fd", 0, INT32_MAX, &n, &e) < 0)
+        goto out;
+    if (p && n != UINT32_MAX) {
+        fail(st, ctx, "give path= or fd=, not both: '%s'", val);
+        goto out;
+    }
+    if (p) {
+        r = set_string(st, ctx, path, p->value, 0);
+    } else if (n != UINT32_MAX) {
+        if (fcntl((int)n, F_GETFD) < 0) {
+            fail(st, ctx, "fd=%u is not an open file descriptor", n);
+            goto out;
+        }
+        *fd = (int)n;
+        r = CLI_OK;
+    } else {
+        fail(st, ctx, "expected path=<path> or fd=<fd>, got '%s'", val);
+    }
+out:
+    cli_opts_free(&o);
+    return r;
+}
+
+static enum cli_result opt_api_socket(struct cli_state *st, const char *ctx, const char *val)
+{
+    return opt_path_or_fd(st, ctx, val, &st->cfg->api_socket_path, &st->cfg->api_socket_fd);
+}
+
+static enum cli_result opt_event_monitor(struct cli_state *st, const char *ctx, const char *val)
+{
+    return opt_path_or_fd(st, ctx, val, &st->cfg->event_monitor_path,
+                          &st->cfg->event_monitor_fd);
 }
 
 static enum cli_result opt_plugin_dir(struct cli_state *st, const char *ctx, const char *val)
@@ -751,8 +810,13 @@ static enum cli_result opt_help(struct cli_state *st, const char *ctx, const cha
 
 static enum cli_result opt_version(struct cli_state *st, const char *ctx, const char *val)
 {
-    if (st->out)
-        fprintf(st->out, "nimbus %s\n", NIMBUS_VERSION);
+    /* libvirt runs `cloud-hypervisor --version` and wants "cloud-hypervisor
+     * v<major>.<minor>.<micro>"; its feature checks key off that version. */
+    if (st->out && st->ch_name)
+        fprintf(st->out, "cloud-hypervisor v%s\n", CLI_CH_API_VERSION);
+    else if (st->out)
+        fprintf(st->out, "nimbus %s (Cloud Hypervisor API v%s)\n", NIMBUS_VERSION,
+                CLI_CH_API_VERSION);
     return CLI_EXIT_OK;
 }
 
@@ -770,6 +834,8 @@ static const struct opt_def options[] = {
     { "--device", 0, ARG_MANY, opt_device },
     { "--log-file", 0, ARG_ONE, opt_log_file },
     { "--plugin-dir", 0, ARG_ONE, opt_plugin_dir },
+    { "--api-socket", 0, ARG_ONE, opt_api_socket },
+    { "--event-monitor", 0, ARG_ONE, opt_event_monitor },
     { "--help", 'h', ARG_NONE, opt_help },
     { "--version", 'V', ARG_NONE, opt_version },
 };
@@ -782,6 +848,7 @@ static void print_help(FILE *out)
 "A KVM virtual machine monitor with Cloud Hypervisor's command line.\n"
 "\n"
 "Usage: nimbus --kernel <PATH> [OPTIONS]\n"
+"       nimbus --api-socket <PATH> [--event-monitor <PATH>]   (wait for vm.create)\n"
 "\n"
 "Options (values may be given as '--opt VALUE' or '--opt=VALUE'; a value that\n"
 "starts with '-' needs the second form; options marked [multiple] take several\n"
@@ -845,6 +912,13 @@ static void print_help(FILE *out)
 "          Write the log to PATH instead of stderr.\n"
 "      --plugin-dir <DIR>\n"
 "          Directory with device plugins.\n"
+"      --api-socket <path=<PATH>|fd=<FD>|PATH>\n"
+"          Serve Cloud Hypervisor's REST API (/api/v1/...) on a unix socket (created\n"
+"          mode 0600; fd= takes a socket the caller made). Without --kernel nimbus waits\n"
+"          for vm.create; with it, a guest poweroff leaves nimbus serving until\n"
+"          vmm.shutdown. Use nimbus-remote (Cloud Hypervisor's ch-remote) to drive it.\n"
+"      --event-monitor <path=<PATH>|fd=<FD>|PATH>\n"
+"          Write Cloud Hypervisor's JSON lifecycle events (vm:booted, vm:shutdown, ...).\n"
 "  -h, --help\n"
 "          Print this help and exit.\n"
 "  -V, --version\n"
@@ -856,8 +930,11 @@ static void print_help(FILE *out)
 "Plugins named without a '/' are searched for in: --plugin-dir, then $NIMBUS_PLUGIN_DIR,\n"
 "then <binary dir>/plugins, then <binary dir>/../lib/nimbus/plugins.\n"
 "\n"
-"Exit status: 0 when the guest powers off or reboots (a reboot ends nimbus) and\n"
-"after --help/--version; 1 on a VM or device error; 2 on a bad command line;\n"
+"A guest reboot restarts the VM in this process with the same disks, taps and ptys.\n"
+"Run as 'cloud-hypervisor' (a link), --version prints Cloud Hypervisor's format.\n"
+"\n"
+"Exit status: 0 when the guest powers off (or after vmm.shutdown with --api-socket)\n"
+"and after --help/--version; 1 on a VM or device error; 2 on a bad command line;\n"
 "128+N when ended by signal N (SIGINT, SIGTERM, SIGHUP shut down cleanly).\n",
             NIMBUS_VERSION, (unsigned long long)LAYOUT_CMDLINE_MAX - 1, CLI_MAX_VCPUS,
             CLI_MIN_PHYS_BITS, CLI_MAX_PHYS_BITS, CLI_MIN_MEMORY >> 20, CONFIG_MAX_DISKS,
@@ -908,6 +985,10 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *cfg,
                           FILE *out, char *err, size_t errlen)
 {
     struct cli_state st = { .cfg = cfg, .out = out, .err = err, .errlen = errlen };
+    if (argc > 0 && argv && argv[0]) {
+        const char *base = strrchr(argv[0], '/');
+        st.ch_name = strcmp(base ? base + 1 : argv[0], "cloud-hypervisor") == 0;
+    }
     if (err && errlen)
         err[0] = '\0';
     int seen[NOPTIONS] = { 0 };
@@ -976,6 +1057,13 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *cfg,
         }
         if (r != CLI_OK)
             return r;
+    }
+    if (!cfg->kernel && (cfg->api_socket_path || cfg->api_socket_fd >= 0)) {
+        /* An API server waiting for vm.create; VM options need a payload (CH). */
+        if (cfg->initramfs || cfg->cmdline || cfg->ndisks || cfg->nnets || cfg->ndevices ||
+            cfg->rng.enabled)
+            return fail(&st, NULL, "VM options need --kernel (or leave them all to vm.create)");
+        return CLI_OK;
     }
     if (config_validate(cfg, err, errlen) < 0)
         return CLI_ERROR;

@@ -38,4 +38,7 @@
 #define CLI_NET_DEFAULT_MASK "255.255.255.0"
 #define CLI_NET_IFNAME_MAX 15u /* IFNAMSIZ - 1 */
 
+/* The Cloud Hypervisor release whose CLI and API nimbus answers like. */
+#define CLI_CH_API_VERSION "51.1.0"
+
 #endif

@@ -1,4 +1,4 @@
-/* nimbus: parse the command line, build the VM, run it, map its end to an exit code. */
+/* nimbus: parse the command line, then hand over to the VMM (vmm/vmm.c). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "vcpu.h"
-#include "vm.h"
+#include "vmm/vmm.h"
 
 int main(int argc, char **argv)
 {
@@ -40,7 +40,7 @@ int main(int argc, char **argv)
 
     /*
      * Every thread inherits this mask: termination signals are read from a
-     * signalfd by the event loop, and the vCPU kick signal is unblocked only
+     * signalfd by the VMM loop, and the vCPU kick signal is unblocked only
      * in vCPU threads.  A vanished serial reader must not kill the VMM.
      */
     sigset_t set;
@@ -57,37 +57,12 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    struct vm vm;
-    int status = 1;
-    if (vm_create(&vm, &cfg, err, sizeof(err)) < 0 || vm_boot(&vm, err, sizeof(err)) < 0) {
-        /* Some settings (--net taps) can only be judged while building the VM. */
-        status = vm.config_error ? 2 : 1;
-        if (vm.config_error)
-            fprintf(stderr, "nimbus: error: %s\n", err);
-        else
-            log_error("%s", err);
-        vm_destroy(&vm);
-        config_free(&cfg);
-        return status;
-    }
-    enum vm_exit why = vm_wait(&vm);
-    switch (why) {
-    case VM_EXIT_POWEROFF:
-        log_info("guest powered off");
-        status = 0;
-        break;
-    case VM_EXIT_RESET:
-        log_info("guest reset; nimbus exits (reboot ends the VMM)");
-        status = 0;
-        break;
-    case VM_EXIT_SIGNAL:
-        status = 128 + vm.exit_signal;
-        break;
-    default:
-        status = 1;
-        break;
-    }
-    vm_destroy(&vm);
+    /* Everything else happens in the VMM's control loop (vmm/vmm.c). */
+    struct vmm vmm;
+    int status = vmm_init(&vmm, &cfg);
+    if (status == 0)
+        status = vmm_run(&vmm);
+    vmm_destroy(&vmm);
     config_free(&cfg);
     return status;
 }

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "acpi/acpi.h"
@@ -92,19 +91,6 @@ static void sleep_reg_io(void *opaque, uint32_t region, uint64_t offset, void *d
     }
 }
 
-/* ---- signals ------------------------------------------------------------ */
-
-static void on_signal(void *opaque, int fd, uint32_t revents)
-{
-    struct vm *vm = opaque;
-    struct signalfd_siginfo si;
-    (void)revents;
-    if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        log_warn("received signal %u, shutting down", si.ssi_signo);
-        vm_request_exit(vm, VM_EXIT_SIGNAL, (int)si.ssi_signo);
-    }
-}
-
 /* ---- construction --------------------------------------------------------- */
 
 int vm_add_device(struct vm *vm, const char *plugin, const char *options, struct chardev *chr,
@@ -129,7 +115,7 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 {
     memset(vm, 0, sizeof(*vm));
     vm->cfg = cfg;
-    vm->signal_fd = -1;
+    vm->exit_efd = -1;
     vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
     vm->mem.memfd = -1;
     pthread_mutex_init(&vm->lock, NULL);
@@ -281,14 +267,6 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 
 int vm_boot(struct vm *vm, char *err, size_t errlen)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (vm->signal_fd >= 0)
-        el_watch(vm->el, vm->signal_fd, EPOLLIN, on_signal, vm);
     int r = el_start(vm->el);
     if (r < 0) {
         snprintf(err, errlen, "cannot start the event loop: %s", strerror(-r));
@@ -356,12 +334,17 @@ int vm_resume(struct vm *vm)
 void vm_request_exit(struct vm *vm, enum vm_exit why, int signo)
 {
     pthread_mutex_lock(&vm->lock);
-    if (vm->exit_reason == VM_EXIT_NONE) {
+    int first = vm->exit_reason == VM_EXIT_NONE;
+    if (first) {
         vm->exit_reason = why;
         vm->exit_signal = signo;
     }
     pthread_cond_broadcast(&vm->cond);
     pthread_mutex_unlock(&vm->lock);
+    if (first && vm->exit_efd >= 0) {
+        uint64_t one = 1;
+        (void)!write(vm->exit_efd, &one, sizeof(one));
+    }
 }
 
 enum vm_exit vm_wait(struct vm *vm)
@@ -405,8 +388,6 @@ void vm_destroy(struct vm *vm)
         vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);
     vm->vcpus = NULL;
-    if (vm->signal_fd >= 0)
-        close(vm->signal_fd);
     el_destroy(vm->el);
     vm->el = NULL;
     gm_unmap(&vm->mem);

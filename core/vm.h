@@ -27,9 +27,9 @@ enum vm_state { VM_CREATED = 0, VM_RUNNING, VM_PAUSED, VM_SHUTDOWN };
 enum vm_exit {
     VM_EXIT_NONE = 0,
     VM_EXIT_POWEROFF, /* ACPI S5: exit 0 */
-    VM_EXIT_RESET,    /* i8042 / triple fault: exit 0 (reboot ends nimbus) */
+    VM_EXIT_RESET,    /* i8042 / triple fault: the VMM reboots the VM */
     VM_EXIT_ERROR,    /* vCPU could not continue: exit 1 */
-    VM_EXIT_SIGNAL,   /* SIGINT/SIGTERM/SIGHUP: exit 128+signo */
+    VM_EXIT_SIGNAL,   /* the VMM was told to stop (signal, API) */
 };
 
 struct vcpu;
@@ -61,7 +61,9 @@ struct vm {
     enum vm_exit exit_reason;
     int exit_signal;
     int config_error;             /* vm_create failed on bad configuration: exit 2 */
-    int signal_fd;
+    /* Written (eventfd) when an exit is first requested, so the VMM's control
+     * loop wakes; set between vm_create and vm_boot, -1 for none. */
+    int exit_efd;
     uint32_t vcpus_paused;
 };
 

@@ -144,6 +144,7 @@ static int add_net(struct vm *vm, struct net_config *nc, char *err, size_t errle
         }
         net_format_mac(nc->mac, mac);
         log_info("--net: no mac given, using %s", mac);
+        nc->mac_given = 1; /* the same MAC after a reboot, and in vm.info */
     }
     if (!nc->user) {
         char ifname[IFNAMSIZ] = "";
@@ -152,6 +153,8 @@ static int add_net(struct vm *vm, struct net_config *nc, char *err, size_t errle
             nfds = nc->nfds;
             memcpy(fds, nc->fds, nfds * sizeof(fds[0]));
             r = tap_check_fds(fds, nfds, ifname, e2, sizeof(e2));
+            if (r == 0 && nc->tap_ready)
+                goto configured; /* a reboot: the tap is as the first boot left it */
         } else {
             r = tap_open(nc->tap, npairs, fds, ifname, &created, e2, sizeof(e2));
             if (r == 0)
@@ -166,7 +169,11 @@ static int add_net(struct vm *vm, struct net_config *nc, char *err, size_t errle
                 .prefix = net_mask_prefix(nc->mask),
                 .up = !nc->nfds || nc->ip_given || nc->mtu || nc->host_mac_given,
             };
-            r = tap_configure(ifname, &l, e2, sizeof(e2));
+            /* A tap handed over with nothing to change is not touched at all:
+             * it may live in another network namespace (Kata, libvirt), where
+             * nimbus cannot even look it up by name. */
+            if (l.up || l.mac || l.mtu || l.ip)
+                r = tap_configure(ifname, &l, e2, sizeof(e2));
         }
         if (r < 0) {
             snprintf(err, errlen, "--net: %s", e2);
@@ -175,7 +182,17 @@ static int add_net(struct vm *vm, struct net_config *nc, char *err, size_t errle
         }
         log_info("--net: tap %s (%u queue pair%s%s)", ifname, npairs, npairs == 1 ? "" : "s",
                  created ? ", created" : "");
+        if (own) {
+            /* The config keeps the queues: a reboot gets the same tap, and
+             * a tap nimbus made still goes away with nimbus (non-persistent). */
+            memcpy(nc->fds, fds, own * sizeof(fds[0]));
+            nc->nfds = own;
+            nc->fds_owned = 1;
+            own = 0;
+        }
+        nc->tap_ready = 1;
     }
+configured:
     if (net_plugin_options(nc, fds, nfds, opts, sizeof(opts)) < 0) {
         snprintf(err, errlen, "--net: id '%.32s...' is too long", nc->id ? nc->id : "");
         tap_close(fds, own);
@@ -191,16 +208,44 @@ static int add_net(struct vm *vm, struct net_config *nc, char *err, size_t errle
     return 0;
 }
 
+/* Cloud Hypervisor's ids when the user gave none: "_disk0", "_net1". */
+static int set_id(char **id, const char *prefix, uint32_t i, char *err, size_t errlen)
+{
+    if (*id)
+        return 0;
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%s%u", prefix, i);
+    *id = strdup(buf);
+    if (!*id) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The device vm_add_device just made is the list's head. */
+static void name_device(struct vm *vm, const char *id)
+{
+    if (vm->devices)
+        snprintf(vm->devices->id, sizeof(vm->devices->id), "%s", id);
+}
+
 int vm_add_virtio_devices(struct vm *vm, char *err, size_t errlen)
 {
     struct vm_config *cfg = vm->cfg;
     char e2[512];
-    for (uint32_t i = 0; i < cfg->ndisks; i++)
-        if (add_disk(vm, &cfg->disks[i], err, errlen) < 0)
+    for (uint32_t i = 0; i < cfg->ndisks; i++) {
+        if (set_id(&cfg->disks[i].id, "_disk", i, err, errlen) < 0 ||
+            add_disk(vm, &cfg->disks[i], err, errlen) < 0)
             return -1;
-    for (uint32_t i = 0; i < cfg->nnets; i++)
-        if (add_net(vm, &cfg->nets[i], err, errlen) < 0)
+        name_device(vm, cfg->disks[i].id);
+    }
+    for (uint32_t i = 0; i < cfg->nnets; i++) {
+        if (set_id(&cfg->nets[i].id, "_net", i, err, errlen) < 0 ||
+            add_net(vm, &cfg->nets[i], err, errlen) < 0)
             return -1;
+        name_device(vm, cfg->nets[i].id);
+    }
     if (cfg->console.mode != CHR_OFF) {
         vm->console = chr_open_named(&cfg->console, "console", vm->el, e2, sizeof(e2));
         if (!vm->console) {
@@ -211,6 +256,7 @@ int vm_add_virtio_devices(struct vm *vm, char *err, size_t errlen)
             snprintf(err, errlen, "--console: %s", e2);
             return -1;
         }
+        name_device(vm, "__console");
     }
     if (cfg->rng.enabled) {
         char opts[4200];
@@ -221,6 +267,7 @@ int vm_add_virtio_devices(struct vm *vm, char *err, size_t errlen)
             snprintf(err, errlen, "--rng: %s", e2);
             return -1;
         }
+        name_device(vm, "__rng");
     }
     return 0;
 }

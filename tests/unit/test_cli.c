@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "cli_opts.h"
 #include "config.h"
+#include "config_limits.h"
 
 /* Scratch files: "@K" kernel, "@I" initramfs, "@D0"/"@D1" disks, "@T" dir. */
 static char g_dir[64];
@@ -717,7 +718,8 @@ static void test_version(void **state)
         struct run r;
         RUN(&r, forms[f]);
         assert_int_equal(r.rc, CLI_EXIT_OK);
-        assert_string_equal(r.out, "nimbus " NIMBUS_VERSION "\n");
+        assert_string_equal(r.out, "nimbus " NIMBUS_VERSION " (Cloud Hypervisor API v"
+                                   CLI_CH_API_VERSION ")\n");
         done(&r);
     }
 }

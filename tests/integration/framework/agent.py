@@ -56,9 +56,12 @@ def run(transport: Transport, cmd: str, timeout: float) -> Tuple[int, str]:
     return int(end.group(1)), output
 
 
-def wait_ready(transport: Transport, timeout: float) -> None:
-    """Wait for the guest init's READY_MARKER, then prove the shell answers."""
-    transport.console.wait_for(rf"^{READY_MARKER}\s*$", timeout, alive=transport.alive)
+def wait_ready(transport: Transport, timeout: float, after_reset: bool = False) -> None:
+    """Wait for the guest init's READY_MARKER, then prove the shell answers.
+    after_reset: the guest was reset while its shell prompt stood on the
+    console, so the marker follows the prompt on the same line."""
+    anchor = "" if after_reset else "^"
+    transport.console.wait_for(rf"{anchor}{READY_MARKER}\s*$", timeout, alive=transport.alive)
     rc, out = run(transport, "echo agent-ok", timeout)
     if rc != 0 or out.strip() != "agent-ok":
         raise AgentError(f"guest shell answered {rc} {out!r} to a probe")

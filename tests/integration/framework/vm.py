@@ -121,9 +121,9 @@ class Vm:
         """Wait for a regex on the console after the cursor (see Console)."""
         return self.console.wait_for(pattern, timeout, start=start, alive=self.alive)
 
-    def wait_ready(self, timeout: float = 180.0) -> "Vm":
+    def wait_ready(self, timeout: float = 180.0, after_reset: bool = False) -> "Vm":
         """Wait for the guest initramfs shell (see framework.agent)."""
-        agent.wait_ready(self, timeout)
+        agent.wait_ready(self, timeout, after_reset)
         return self
 
     def run(self, cmd: str, timeout: float = 60.0) -> Tuple[int, str]:

@@ -1,0 +1,416 @@
+/*
+ * Cloud Hypervisor's /api/v1 endpoints, run on the VMM thread.  Status
+ * codes follow what CH returns (not what its OpenAPI text says): 404 when
+ * the VM is not created, 400 for a bad method or body, 409 when the VM's
+ * state does not allow the action, 500 when the action failed, and 501
+ * for CH endpoints nimbus does not implement yet.  Error bodies are JSON
+ * arrays of messages, as CH's.  docs/api/nimbus-api.yaml describes exactly
+ * this table (tests/unit/test_api_openapi.c checks the two agree).
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api_routes.h"
+#include "api/vmconfig_json.h"
+#include "device.h"
+#include "event_monitor.h"
+#include "log.h"
+#include "net/tap.h"
+#include "virtio/virtio_pci.h"
+#include "vmm.h"
+
+/* The Cloud Hypervisor release whose API nimbus answers like. */
+#define CH_API_VERSION "51.1.0"
+
+static void reply_json(struct api_request *r, int status, cJSON *body)
+{
+    r->status = status;
+    r->resp_body = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (body && !r->resp_body)
+        r->status = 500;
+}
+
+static void reply_error(struct api_request *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void reply_error(struct api_request *r, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateString(msg));
+    reply_json(r, status, a);
+}
+
+static void reply_empty(struct api_request *r)
+{
+    r->status = 204;
+}
+
+/* 404 without a VM, 409 unless the state is one of `ok` (a bit mask). */
+static int need_state(struct vmm *v, struct api_request *r, unsigned ok, const char *what)
+{
+    if (v->state == VMM_NO_VM) {
+        reply_error(r, 404, "Error %s: VM is not created", what);
+        return 0;
+    }
+    if (!(ok & (1u << v->state))) {
+        reply_error(r, 409, "Error %s: VM is %s", what, vmm_state_name(v->state));
+        return 0;
+    }
+    return 1;
+}
+
+#define ST(s) (1u << (s))
+#define ST_BOOTED (ST(VMM_RUNNING) | ST(VMM_PAUSED))
+#define ST_ANY (ST(VMM_CREATED) | ST_BOOTED | ST(VMM_SHUTDOWN))
+
+/* ---- VMM ------------------------------------------------------------------ */
+
+static void h_ping(struct vmm *v, struct api_request *r)
+{
+    (void)v;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "build_version", "nimbus-" NIMBUS_VERSION);
+    cJSON_AddStringToObject(o, "version", CH_API_VERSION);
+    cJSON_AddNumberToObject(o, "pid", (double)getpid());
+    cJSON_AddItemToObject(o, "features", cJSON_CreateArray());
+    reply_json(r, 200, o);
+}
+
+static void h_vmm_shutdown(struct vmm *v, struct api_request *r)
+{
+    if (v->vm)
+        vmm_shutdown_vm(v);
+    v->quit = 1;
+    v->exit_status = 0;
+    reply_empty(r);
+}
+
+/* ---- VM lifecycle ---------------------------------------------------------- */
+
+static void h_create(struct vmm *v, struct api_request *r)
+{
+    if (v->state != VMM_NO_VM) {
+        reply_error(r, 409, "Error creating VM: VM is already created");
+        return;
+    }
+    struct vm_config *cfg = malloc(sizeof(*cfg));
+    if (!cfg) {
+        reply_error(r, 500, "Error creating VM: out of memory");
+        return;
+    }
+    config_init(cfg);
+    char err[1024];
+    if (vmconfig_from_json(r->body ? r->body : "", r->body_len, cfg, err, sizeof(err)) < 0) {
+        config_free(cfg);
+        free(cfg);
+        reply_error(r, 400, "Error parsing VmConfig: %s", err);
+        return;
+    }
+    /* Where plugins come from is the VMM's business, not the VM's. */
+    if (v->vmm_cfg->plugin_dir && !cfg->plugin_dir)
+        cfg->plugin_dir = strdup(v->vmm_cfg->plugin_dir);
+    v->cfg = cfg;
+    v->state = VMM_CREATED;
+    reply_empty(r);
+}
+
+static void h_boot(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST(VMM_CREATED) | ST(VMM_SHUTDOWN), "booting VM"))
+        return;
+    char err[1024];
+    int e = vmm_boot(v, err, sizeof(err));
+    if (e < 0)
+        reply_error(r, e == -EINVAL ? 400 : 500, "Error booting VM: %s", err);
+    else
+        reply_empty(r);
+}
+
+static void h_delete(struct vmm *v, struct api_request *r)
+{
+    if (v->state == VMM_NO_VM) {
+        reply_empty(r); /* nothing to delete is not an error (CH) */
+        return;
+    }
+    if (v->vm)
+        vmm_shutdown_vm(v);
+    config_free(v->cfg);
+    free(v->cfg);
+    v->cfg = NULL;
+    v->state = VMM_NO_VM;
+    event_emit("vm", "deleted", NULL);
+    reply_empty(r);
+}
+
+static void h_shutdown(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST_BOOTED, "shutting down VM"))
+        return;
+    vmm_shutdown_vm(v);
+    reply_empty(r);
+}
+
+static void h_reboot(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST_BOOTED, "rebooting VM"))
+        return;
+    char err[1024];
+    if (vmm_reboot(v, err, sizeof(err)) < 0)
+        reply_error(r, 500, "Error rebooting VM: %s", err);
+    else
+        reply_empty(r);
+}
+
+static void h_pause(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST(VMM_RUNNING), "pausing VM"))
+        return;
+    event_emit("vm", "pausing", NULL);
+    if (vm_pause(v->vm) < 0) {
+        reply_error(r, 500, "Error pausing VM");
+        return;
+    }
+    v->state = VMM_PAUSED;
+    event_emit("vm", "paused", NULL);
+    reply_empty(r);
+}
+
+static void h_resume(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST(VMM_PAUSED), "resuming VM"))
+        return;
+    event_emit("vm", "resuming", NULL);
+    if (vm_resume(v->vm) < 0) {
+        reply_error(r, 500, "Error resuming VM");
+        return;
+    }
+    v->state = VMM_RUNNING;
+    event_emit("vm", "resumed", NULL);
+    reply_empty(r);
+}
+
+static void h_power_button(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST(VMM_RUNNING), "sending the power button"))
+        return;
+    int e = vm_power_button(v->vm);
+    if (e < 0)
+        reply_error(r, 500, "Error sending the power button: %s", strerror(-e));
+    else
+        reply_empty(r);
+}
+
+/* ---- information ----------------------------------------------------------- */
+
+static cJSON *device_tree(struct vmm *v)
+{
+    cJSON *t = cJSON_CreateObject();
+    for (struct device *d = v->vm ? v->vm->devices : NULL; d; d = d->next) {
+        if (!d->id[0])
+            continue;
+        cJSON *n = cJSON_CreateObject();
+        cJSON_AddStringToObject(n, "id", d->id);
+        cJSON_AddItemToObject(n, "resources", cJSON_CreateArray());
+        cJSON_AddNullToObject(n, "parent");
+        cJSON_AddItemToObject(n, "children", cJSON_CreateArray());
+        if (d->virtio) {
+            char bdf[16];
+            snprintf(bdf, sizeof(bdf), "0000:00:%02x.0", virtio_pci_slot(d->virtio) & 0x1f);
+            cJSON_AddStringToObject(n, "pci_bdf", bdf);
+        }
+        cJSON_AddItemToObject(t, d->id, n);
+    }
+    return t;
+}
+
+static void h_info(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST_ANY, "getting VM info"))
+        return;
+    const char *serial_pty = v->vm ? chr_pty_name(v->vm->serial) : NULL;
+    const char *console_pty = v->vm ? chr_pty_name(v->vm->console) : NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "config", vmconfig_to_cjson(v->cfg, serial_pty, console_pty));
+    cJSON_AddStringToObject(o, "state", vmm_state_name(v->state));
+    cJSON_AddNumberToObject(o, "memory_actual_size", (double)v->cfg->memory.size);
+    cJSON_AddItemToObject(o, "device_tree", device_tree(v));
+    reply_json(r, 200, o);
+}
+
+static void emit_counter(void *ctx, const char *name, uint64_t value)
+{
+    cJSON_AddNumberToObject((cJSON *)ctx, name, (double)value);
+}
+
+static void h_counters(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST_BOOTED, "getting VM counters"))
+        return;
+    cJSON *o = cJSON_CreateObject();
+    for (struct device *d = v->vm->devices; d; d = d->next) {
+        if (!d->id[0])
+            continue;
+        cJSON *c = cJSON_CreateObject();
+        if (device_counters(d, emit_counter, c) < 0 || !c->child) {
+            cJSON_Delete(c);
+            continue;
+        }
+        cJSON_AddItemToObject(o, d->id, c);
+    }
+    reply_json(r, 200, o);
+}
+
+/* ---- devices ----------------------------------------------------------------- */
+
+static int id_in_use(const struct vm_config *cfg, const char *id)
+{
+    for (uint32_t i = 0; i < cfg->ndisks; i++)
+        if (cfg->disks[i].id && strcmp(cfg->disks[i].id, id) == 0)
+            return 1;
+    for (uint32_t i = 0; i < cfg->nnets; i++)
+        if (cfg->nets[i].id && strcmp(cfg->nets[i].id, id) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * Before boot a NIC joins the pending config (204, as CH); the taps come
+ * as SCM_RIGHTS with the request and the config owns them from here.
+ */
+static void h_add_net(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST_ANY, "adding net"))
+        return;
+    if (v->state == VMM_RUNNING || v->state == VMM_PAUSED) {
+        reply_error(r, 501, "Error adding net: hotplug into a running VM is not implemented "
+                            "yet (issue 15)");
+        return;
+    }
+    if (v->cfg->nnets >= CONFIG_MAX_NETS) {
+        reply_error(r, 400, "Error adding net: at most %u NICs", CONFIG_MAX_NETS);
+        return;
+    }
+    struct net_config nc;
+    memset(&nc, 0, sizeof(nc));
+    int fds_in_body = 0;
+    char err[1024];
+    if (netconfig_from_json(r->body ? r->body : "", r->body_len, &nc, &fds_in_body, err,
+                            sizeof(err)) < 0) {
+        net_config_free(&nc);
+        reply_error(r, 400, "Error parsing NetConfig: %s", err);
+        return;
+    }
+    if (fds_in_body)
+        log_warn("vm.add-net: \"fds\" in the body are ignored; send them as SCM_RIGHTS");
+    if (nc.id && id_in_use(v->cfg, nc.id)) {
+        reply_error(r, 409, "Error adding net: identifier %s is already in use", nc.id);
+        net_config_free(&nc);
+        return;
+    }
+    if (netconfig_check_unique(v->cfg, &nc, err, sizeof(err)) < 0) {
+        reply_error(r, 409, "Error adding net: %s", err);
+        net_config_free(&nc);
+        return;
+    }
+    if (r->nfds) {
+        char ifname[32];
+        if (nc.user || tap_check_fds(r->fds, r->nfds, ifname, err, sizeof(err)) < 0) {
+            reply_error(r, 400, "Error adding net: %s",
+                        nc.user ? "user=on takes no file descriptors" : err);
+            net_config_free(&nc);
+            return;
+        }
+        if (nc.num_queues != 2 * r->nfds)
+            log_info("vm.add-net: %u tap fd(s) received: %u queues", r->nfds, 2 * r->nfds);
+        nc.num_queues = 2 * r->nfds;
+        /* A tap handed over is the caller's to configure (CH ignores ip/mask). */
+        nc.ip_given = nc.mask_given = 0;
+        memcpy(nc.fds, r->fds, r->nfds * sizeof(int));
+        nc.nfds = r->nfds;
+        nc.fds_owned = 1;
+        for (unsigned i = 0; i < r->nfds; i++)
+            r->fds[i] = -1;
+    }
+    v->cfg->nets[v->cfg->nnets++] = nc;
+    reply_empty(r);
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+static const struct api_route routes[] = {
+    {"vmm.ping", "GET", API_BODY_NONE, h_ping},
+    {"vmm.shutdown", "PUT", API_BODY_NONE, h_vmm_shutdown},
+    {"vm.create", "PUT", API_BODY_REQUIRED, h_create},
+    {"vm.boot", "PUT", API_BODY_NONE, h_boot},
+    {"vm.delete", "PUT", API_BODY_NONE, h_delete},
+    {"vm.shutdown", "PUT", API_BODY_NONE, h_shutdown},
+    {"vm.reboot", "PUT", API_BODY_NONE, h_reboot},
+    {"vm.power-button", "PUT", API_BODY_NONE, h_power_button},
+    {"vm.pause", "PUT", API_BODY_NONE, h_pause},
+    {"vm.resume", "PUT", API_BODY_NONE, h_resume},
+    {"vm.info", "GET", API_BODY_NONE, h_info},
+    {"vm.counters", "GET", API_BODY_NONE, h_counters},
+    {"vm.add-net", "PUT", API_BODY_REQUIRED, h_add_net},
+    /* Cloud Hypervisor endpoints still to come: 501. */
+    {"vm.add-device", "PUT", API_BODY_ANY, NULL},
+    {"vm.add-disk", "PUT", API_BODY_ANY, NULL},
+    {"vm.add-fs", "PUT", API_BODY_ANY, NULL},
+    {"vm.add-generic-vhost-user", "PUT", API_BODY_ANY, NULL},
+    {"vm.add-pmem", "PUT", API_BODY_ANY, NULL},
+    {"vm.add-user-device", "PUT", API_BODY_ANY, NULL},
+    {"vm.add-vdpa", "PUT", API_BODY_ANY, NULL},
+    {"vm.add-vsock", "PUT", API_BODY_ANY, NULL},
+    {"vm.remove-device", "PUT", API_BODY_ANY, NULL},
+    {"vm.resize", "PUT", API_BODY_ANY, NULL},
+    {"vm.resize-disk", "PUT", API_BODY_ANY, NULL},
+    {"vm.resize-zone", "PUT", API_BODY_ANY, NULL},
+    {"vm.snapshot", "PUT", API_BODY_ANY, NULL},
+    {"vm.restore", "PUT", API_BODY_ANY, NULL},
+    {"vm.coredump", "PUT", API_BODY_ANY, NULL},
+    {"vm.nmi", "PUT", API_BODY_ANY, NULL},
+    {"vm.send-migration", "PUT", API_BODY_ANY, NULL},
+    {"vm.receive-migration", "PUT", API_BODY_ANY, NULL},
+};
+
+const struct api_route *api_routes(size_t *n)
+{
+    *n = sizeof(routes) / sizeof(routes[0]);
+    return routes;
+}
+
+void vmm_handle_request(struct vmm *v, struct api_request *r)
+{
+    const struct api_route *rt = api_route_find(r->path, r->method, routes,
+                                                sizeof(routes) / sizeof(routes[0]), &r->status);
+    if (!rt) {
+        if (r->status == 404)
+            reply_error(r, 404, "No endpoint %.200s", r->path);
+        else
+            reply_error(r, 400, "%s is not a method of %.200s", r->method, r->path);
+        return;
+    }
+    if (!rt->fn) {
+        reply_error(r, 501, "%s is not implemented by nimbus yet", rt->name);
+        return;
+    }
+    if (rt->body == API_BODY_NONE && r->body_len) {
+        reply_error(r, 400, "%s takes no request body", rt->name);
+        return;
+    }
+    if (rt->body == API_BODY_REQUIRED && !r->body_len) {
+        reply_error(r, 400, "%s needs a JSON request body", rt->name);
+        return;
+    }
+    rt->fn(v, r);
+}
