@@ -710,6 +710,14 @@ static enum cli_result opt_net(struct cli_state *st, const char *ctx, const char
     return r;
 }
 
+int cli_parse_net(const char *val, struct vm_config *cfg, char *err, size_t errlen)
+{
+    struct cli_state st = { .cfg = cfg, .err = err, .errlen = errlen };
+    if (err && errlen)
+        err[0] = '\0';
+    return opt_net(&st, NULL, val) == CLI_OK ? 0 : -1;
+}
+
 static enum cli_result opt_rng(struct cli_state *st, const char *ctx, const char *val)
 {
     static const struct cli_opt_spec spec[] = {

@@ -21,6 +21,13 @@ enum cli_result {
 enum cli_result cli_parse(int argc, char **argv, struct vm_config *cfg,
                           FILE *out, char *err, size_t errlen);
 
+/*
+ * One --net value (without the option name) appended to cfg->nets, with the
+ * command line's checks and messages (nimbus-remote add-net uses it).
+ * Returns 0 or -1 with err set.
+ */
+int cli_parse_net(const char *val, struct vm_config *cfg, char *err, size_t errlen);
+
 /* "512M", "2G", "1048576", "4096K": bytes.  -1 on malformed or overflow. */
 int cli_parse_size(const char *s, uint64_t *out);
 
