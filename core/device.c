@@ -537,7 +537,7 @@ static int groups_start(struct device *d, const nimbus_virtio_info *info, char *
         }
         pthread_mutex_init(&grp->lock, NULL);
         d->ngroups = g + 1;
-        char name[16];
+        char name[24];
         snprintf(name, sizeof(name), "%.8s_q%u", shortname, g);
         int r = el_start_named(grp->el, name);
         if (r < 0) {
@@ -547,6 +547,16 @@ static int groups_start(struct device *d, const nimbus_virtio_info *info, char *
         }
     }
     return 0;
+}
+
+void device_set_id(struct device *d, const char *id)
+{
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    for (uint32_t g = 0; g < d->ngroups; g++) {
+        char name[96];
+        snprintf(name, sizeof(name), "%s_q%u", id, g);
+        el_rename(d->groups[g].el, name);
+    }
 }
 
 static void device_io(void *opaque, uint32_t region, uint64_t offset, void *data, uint32_t len,

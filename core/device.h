@@ -122,6 +122,12 @@ struct device *device_create(const nimbus_plugin *p, const char *options,
                              size_t errlen);
 void device_reset(struct device *d);
 /*
+ * Give the device its VM id ("_disk0") and name its I/O threads after it
+ * ("_disk0_q1"): libvirt tells I/O threads from the emulator thread by the
+ * "_disk"/"_net"/"_rng" prefixes of Cloud Hypervisor's thread names.
+ */
+void device_set_id(struct device *d, const char *id);
+/*
  * The plugin's counters (ABI minor 3), under device-wide exclusion: emit
  * runs once per counter, on this thread, with every lock of the device held
  * (so it must not call into the device).  Names the ABI does not allow are

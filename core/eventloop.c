@@ -242,6 +242,15 @@ int el_start_named(struct event_loop *el, const char *name)
     return 0;
 }
 
+int el_rename(struct event_loop *el, const char *name)
+{
+    if (!el->running)
+        return -ESRCH;
+    char n[16];
+    snprintf(n, sizeof(n), "%s", name);
+    return -pthread_setname_np(el->thread, n);
+}
+
 int el_start(struct event_loop *el)
 {
     return el_start_named(el, NULL);

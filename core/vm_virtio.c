@@ -227,7 +227,7 @@ static int set_id(char **id, const char *prefix, uint32_t i, char *err, size_t e
 static void name_device(struct vm *vm, const char *id)
 {
     if (vm->devices)
-        snprintf(vm->devices->id, sizeof(vm->devices->id), "%s", id);
+        device_set_id(vm->devices, id);
 }
 
 int vm_add_virtio_devices(struct vm *vm, char *err, size_t errlen)
