@@ -68,6 +68,20 @@ struct chardev {
 static void drain(void *opaque);
 static int drain_ring(struct chardev *c);
 
+/* Make master m the backend (taking it), with the timer that notices clients. */
+static int pty_adopt(struct chardev *c, int m, char *err, size_t errlen)
+{
+    c->pty_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (c->pty_timer_fd < 0) {
+        snprintf(err, errlen, "cannot create a timer: %s", strerror(errno));
+        close(m);
+        return -1;
+    }
+    c->in_fd = c->out_fd = m;
+    c->own_out = 1;
+    return 0;
+}
+
 /* Open a pty master, raw, with the slave closed again (see pty_connected). */
 static int pty_open(struct chardev *c, char *err, size_t errlen)
 {
@@ -107,15 +121,7 @@ static int pty_open(struct chardev *c, char *err, size_t errlen)
         return -1;
     }
     close(s);
-    c->pty_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (c->pty_timer_fd < 0) {
-        snprintf(err, errlen, "cannot create a timer: %s", strerror(errno));
-        close(m);
-        return -1;
-    }
-    c->in_fd = c->out_fd = m;
-    c->own_out = 1;
-    return 0;
+    return pty_adopt(c, m, err, errlen);
 }
 
 /* After a reboot: the pty the VMM kept, so its path (which a user or
@@ -130,15 +136,7 @@ static int pty_reuse(struct chardev *c, int master, char *err, size_t errlen)
             close(m);
         return -1;
     }
-    c->pty_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (c->pty_timer_fd < 0) {
-        snprintf(err, errlen, "cannot create a timer: %s", strerror(errno));
-        close(m);
-        return -1;
-    }
-    c->in_fd = c->out_fd = m;
-    c->own_out = 1;
-    return 0;
+    return pty_adopt(c, m, err, errlen);
 }
 
 struct chardev *chr_open_named(const struct chr_config *cfg, const char *what,

@@ -126,7 +126,7 @@ int vmm_boot(struct vmm *v, char *err, size_t errlen)
         return -EBUSY;
     }
     event_emit("vm", "booting", NULL);
-    int config_error;
+    int config_error = 0;
     if (start_vm(v, err, errlen, &config_error) < 0)
         return config_error ? -EINVAL : -EIO;
     v->state = VMM_RUNNING;
@@ -156,7 +156,7 @@ int vmm_reboot(struct vmm *v, char *err, size_t errlen)
     }
     event_emit("vm", "rebooting", NULL);
     free_vm(v);
-    int config_error;
+    int config_error = 0;
     if (start_vm(v, err, errlen, &config_error) < 0) {
         v->state = VMM_SHUTDOWN;
         event_emit("vm", "shutdown", NULL);

@@ -156,7 +156,7 @@ int net_parse_options(struct net_opts *o, const char *opts, char *err, uint32_t 
             bad = nimbus_opt_bool(val, &o->offload_csum);
         else if (!strcmp(key, "id"))
             bad = strlen(val) >= sizeof(o->id) ? -EINVAL
-                                               : (snprintf(o->id, sizeof(o->id), "%s", val), 0);
+                                               : (memcpy(o->id, val, strlen(val) + 1), 0);
         else {
             nimbus_errf(err, errlen, "virtio_net: unknown option '%s' (known: %s)", key, KNOWN);
             return -EINVAL;
