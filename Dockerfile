@@ -62,6 +62,7 @@ RUN set -eu; \
         liburing-dev \
         libseccomp-dev \
         libslirp-dev \
+        libzstd-dev \
         lld-14 \
         llvm-14 \
         ninja-build \
@@ -70,8 +71,10 @@ RUN set -eu; \
         python3 \
         python3-pytest \
         qemu-system-x86 \
+        qemu-utils \
         strace \
         xz-utils \
+        zlib1g-dev \
         zstd; \
     apt-get clean; \
     rm -rf /var/lib/apt/lists/*
