@@ -398,6 +398,8 @@ static enum cli_result opt_disk(struct cli_state *st, const char *ctx, const cha
         { "queue_size", CLI_OPT_VALUE },
         { "id", CLI_OPT_VALUE },
         { "serial", CLI_OPT_VALUE },
+        { "image_type", CLI_OPT_VALUE },
+        { "backing_files", CLI_OPT_VALUE },
         { NULL, CLI_OPT_VALUE },
     };
     struct vm_config *cfg = st->cfg;
@@ -446,6 +448,27 @@ static enum cli_result opt_disk(struct cli_state *st, const char *ctx, const cha
     if (d->queue_size & (d->queue_size - 1)) {
         fail(st, ctx, "queue_size must be a power of two, got '%s'",
              cli_opts_find(&o, "queue_size")->value);
+        goto out;
+    }
+    const struct cli_opt *type = cli_opts_find(&o, "image_type");
+    if (type && strcmp(type->value, "raw") == 0) {
+        d->image_type = DISK_IMAGE_RAW;
+    } else if (type && strcmp(type->value, "qcow2") == 0) {
+        d->image_type = DISK_IMAGE_QCOW2;
+    } else if (type && (strcmp(type->value, "vhd") == 0 || strcmp(type->value, "vhdx") == 0)) {
+        fail(st, ctx, "image_type=%s is not supported (raw or qcow2)", type->value);
+        goto out;
+    } else if (type) {
+        fail(st, ctx, "unknown image_type '%s' (raw or qcow2)", type->value);
+        goto out;
+    }
+    if (cli_opts_get_bool(&o, "backing_files", &d->backing_files, &e) < 0)
+        goto out;
+    /* A probed header is guest-writable data in a raw image: it must never
+     * make the host open another file. */
+    if (d->backing_files && d->image_type != DISK_IMAGE_QCOW2) {
+        fail(st, ctx, "backing_files=on needs image_type=qcow2 (a probed or raw image "
+             "never follows a backing file)");
         goto out;
     }
     r = CLI_OK;
@@ -886,9 +909,12 @@ static void print_help(FILE *out)
 "          pty prints its /dev/pts path on stderr.\n"
 "          [default: tty]\n"
 "      --disk path=<disk_image_path>,readonly=on|off,direct=on|off,"
-"num_queues=<n>,queue_size=<size>,id=<device_id>,serial=<serial_number> [multiple]\n"
+"num_queues=<n>,queue_size=<size>,id=<device_id>,serial=<serial_number>,"
+"image_type=raw|qcow2,backing_files=on|off [multiple]\n"
 "          virtio-blk disk, at most %d. num_queues 1-%u, queue_size a power of\n"
-"          two up to %u, serial at most %u bytes, ids unique.\n"
+"          two up to %u, serial at most %u bytes, ids unique. Without image_type the\n"
+"          header decides (raw or qcow2; a probed image never follows a backing file);\n"
+"          backing_files=on needs image_type=qcow2.\n"
 "          [default: readonly=off,direct=off,num_queues=<boot_vcpus>,queue_size=%u]\n"
 "      --net tap=<if_name>,ip=<ip_addr>,mask=<net_mask>,mac=<mac_addr>,"
 "host_mac=<mac_addr>,mtu=<mtu>,num_queues=<n>,queue_size=<size>,"

@@ -51,12 +51,18 @@ struct device_config {
     char *options;  /* remaining "key=value,..." given to the plugin */
 };
 
+/* image_type=: DISK_IMAGE_PROBE lets virtio_blk read the header (never
+ * following a backing file then). */
+enum disk_image_type { DISK_IMAGE_PROBE = 0, DISK_IMAGE_RAW, DISK_IMAGE_QCOW2 };
+
 struct disk_config {  /* issue 4; parsed now so the CLI shape is fixed */
     char *path;
     int readonly, direct;
     uint32_t num_queues, queue_size;
     char *id;
     char *serial;
+    enum disk_image_type image_type;
+    int backing_files; /* qcow2: follow the image's backing file (explicit qcow2 only) */
 };
 
 /* --net: a tap (created, attached by name, or given as fds) or user=on. */

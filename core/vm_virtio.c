@@ -110,6 +110,12 @@ static int add_disk(struct vm *vm, const struct disk_config *dc, char *err, size
         n += snprintf(opts + n, sizeof(opts) - (size_t)n, ",id=%s", dc->id);
     if (dc->serial && n > 0 && (size_t)n < sizeof(opts))
         n += snprintf(opts + n, sizeof(opts) - (size_t)n, ",serial=%s", dc->serial);
+    /* Left out, the plugin probes the header (and never follows a backing file). */
+    if (dc->image_type != DISK_IMAGE_PROBE && n > 0 && (size_t)n < sizeof(opts))
+        n += snprintf(opts + n, sizeof(opts) - (size_t)n, ",image_type=%s",
+                      dc->image_type == DISK_IMAGE_QCOW2 ? "qcow2" : "raw");
+    if (dc->backing_files && n > 0 && (size_t)n < sizeof(opts))
+        n += snprintf(opts + n, sizeof(opts) - (size_t)n, ",backing_files=on");
     if (n < 0 || (size_t)n >= sizeof(opts)) {
         snprintf(err, errlen, "--disk: path '%s' is too long", dc->path);
         return -1;

@@ -177,14 +177,13 @@ static int read_memory(struct jr *r, const cJSON *root, struct memory_config *me
 
 static int disk_refuse(struct jr *r, const cJSON *o, const char *path)
 {
-    int iommu = 0, vhost_user = 0, sparse = 1, backing = 0;
+    int iommu = 0, vhost_user = 0, sparse = 1;
     uint32_t segment = 0;
     const char *s;
     const cJSON *v;
     if (jr_bool(r, o, path, "iommu", &iommu) < 0 ||
         jr_bool(r, o, path, "vhost_user", &vhost_user) < 0 ||
         jr_bool(r, o, path, "sparse", &sparse) < 0 ||
-        jr_bool(r, o, path, "backing_files", &backing) < 0 ||
         jr_string(r, o, path, "vhost_socket", 1, &s) < 0 ||
         jr_u32(r, o, path, "pci_segment", 0, UINT16_MAX, &segment, NULL) < 0)
         return -1;
@@ -194,15 +193,32 @@ static int disk_refuse(struct jr *r, const cJSON *o, const char *path)
         return jr_fail(r, path, "vhost_user", "not supported");
     if (segment)
         return jr_fail(r, path, "pci_segment", "only segment 0 exists, got %u", segment);
-    if (jr_string(r, o, path, "image_type", 1, &s) < 0)
-        return -1;
-    if (s && strcmp(s, "Raw") != 0)
-        return jr_fail(r, path, "image_type", "\"%.32s\" is not supported (only \"Raw\")", s);
     if (jr_object(r, o, path, "rate_limiter_config", &v) < 0 ||
         jr_string(r, o, path, "rate_limit_group", 1, &s) < 0)
         return -1;
     if (v || s)
         log_warn("vm.create: %s: rate limiting is not supported yet and is ignored", path);
+    return 0;
+}
+
+/* CH's ImageType spellings; absent: the plugin probes the header. */
+static int disk_image(struct jr *r, const cJSON *o, const char *path, struct disk_config *d)
+{
+    const char *s;
+    if (jr_string(r, o, path, "image_type", 1, &s) < 0 ||
+        jr_bool(r, o, path, "backing_files", &d->backing_files) < 0)
+        return -1;
+    if (s && strcmp(s, "Raw") == 0)
+        d->image_type = DISK_IMAGE_RAW;
+    else if (s && strcmp(s, "Qcow2") == 0)
+        d->image_type = DISK_IMAGE_QCOW2;
+    else if (s)
+        return jr_fail(r, path, "image_type", "\"%.32s\" is not supported (\"Raw\" or \"Qcow2\")",
+                       s);
+    /* A probed header is guest-writable data in a raw image. */
+    if (d->backing_files && d->image_type != DISK_IMAGE_QCOW2)
+        return jr_fail(r, path, "backing_files", "true needs \"image_type\": \"Qcow2\" (a "
+                       "probed or raw image never follows a backing file)");
     return 0;
 }
 
@@ -213,7 +229,7 @@ static int read_disk(struct jr *r, const cJSON *o, const char *path, struct vm_c
     d->queue_size = 128;
     if (!cJSON_IsObject(o))
         return jr_fail(r, path, NULL, "expected an object, got %s", jr_type_name(o));
-    if (disk_refuse(r, o, path) < 0 ||
+    if (disk_refuse(r, o, path) < 0 || disk_image(r, o, path, d) < 0 ||
         jr_strdup(r, o, path, "path", 0, &d->path) < 0 ||
         jr_bool(r, o, path, "readonly", &d->readonly) < 0 ||
         jr_bool(r, o, path, "direct", &d->direct) < 0 ||

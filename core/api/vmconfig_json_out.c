@@ -158,7 +158,10 @@ static void add_disks(struct jw *w, cJSON *root, const struct vm_config *cfg)
         add_bool(w, o, "vhost_user", 0);
         add_str(w, o, "id", d->id);
         add_str(w, o, "serial", d->serial);
-        add_str(w, o, "image_type", "Raw");
+        /* Left out when probed, so the body read back probes again. */
+        if (d->image_type != DISK_IMAGE_PROBE)
+            add_str(w, o, "image_type", d->image_type == DISK_IMAGE_QCOW2 ? "Qcow2" : "Raw");
+        add_bool(w, o, "backing_files", d->backing_files);
         add_num(w, o, "pci_segment", 0);
     }
 }

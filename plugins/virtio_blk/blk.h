@@ -11,6 +11,7 @@
  *   blk_queue.c   popping chains, completing them, batching notifications
  *   blk_uring.c   the asynchronous engine (io_uring + eventfd)
  *   blk_sync.c    the synchronous fallback engine
+ *   blk_qcow2.c   qcow2 images: format choice and the qcow2 engine
  *   blk_plugin.c  ABI entry points
  *
  * Threading (ABI minor 2, I/O groups): queue i is I/O group i, so the
@@ -103,8 +104,15 @@
 _Static_assert(BLK_RETRY_TIMER + BLK_MAX_QUEUES <= 16, "one host timer per queue");
 _Static_assert(BLK_MAX_QUEUES <= NIMBUS_MAX_IO_GROUPS, "one I/O group per queue");
 
+/* image_type= */
+#define BLK_IMG_PROBE 0 /* qcow2 if the header says so, else raw; no backing file */
+#define BLK_IMG_RAW 1
+#define BLK_IMG_QCOW2 2
+
 struct blk_opts {
     char path[PATH_MAX];
+    int image_type;    /* BLK_IMG_* */
+    int backing_files; /* only with image_type=qcow2 */
     int readonly;
     int direct;
     int aio_sync; /* aio=sync: never use io_uring */
@@ -120,7 +128,8 @@ struct blk_file {
     int fd_buf; /* page-cache fd for requests O_DIRECT cannot take (== fd
                    without direct=on) */
     int is_bdev;
-    uint64_t sectors;     /* capacity in 512-byte sectors */
+    uint64_t bytes;       /* file or device size */
+    uint64_t sectors;     /* capacity in 512-byte sectors (qcow2: virtual size) */
     uint32_t mem_align;   /* O_DIRECT buffer alignment (1 without direct) */
     uint32_t off_align;   /* O_DIRECT offset/length alignment (1 without) */
     uint32_t phys_block;  /* preferred I/O size, power of two >= 512 */
@@ -219,11 +228,17 @@ struct blk_queue {
     uint64_t flush_ops, discard_ops, write_zeroes_ops;
 };
 
+struct qcow2;
+
 struct blk_dev {
     const nimbus_host_api *host;
     void *hctx;
     struct blk_opts opts;
     struct blk_file file;
+    /* A qcow2 image on file.fd: requests go to the qcow2 engine instead of
+     * io_uring / blk_sync.  NULL for raw images. */
+    struct qcow2 *qcow2;
+    uint32_t cluster_size; /* qcow2 only */
 
     uint64_t features_offered;
     uint64_t features; /* negotiated; 0 until activate */
@@ -276,6 +291,8 @@ int blk_req_parse(struct blk_dev *d, struct blk_req *r, uint32_t nbufs);
 int blk_req_next_op(struct blk_dev *d, struct blk_req *r, struct blk_op *op);
 /* Account the result (bytes or -errno) of the op blk_req_next_op gave. */
 void blk_req_op_done(struct blk_dev *d, struct blk_req *r, int64_t res);
+/* Fail `r` with IOERR for I/O error `res` (-errno) at byte `off` (logged, counted). */
+void blk_req_io_error(struct blk_dev *d, struct blk_req *r, int64_t res, uint64_t off);
 
 /* blk_queue.c */
 int blk_queues_alloc(struct blk_dev *d);
@@ -315,6 +332,18 @@ void blk_uring_mute(struct blk_queue *q, int mute);
 void blk_sync_run(struct blk_dev *d, struct blk_req *r);
 /* Run one op synchronously: bytes or -errno. */
 int64_t blk_sync_op(const struct blk_op *op);
+
+/* blk_qcow2.c */
+/*
+ * After blk_file_open: decide the format (image_type, or the probed
+ * header), open a qcow2 image into d->qcow2 and set the capacity.  0, or
+ * -errno with one line naming the path in err.
+ */
+int blk_image_open(struct blk_dev *d, char *err, uint32_t errlen);
+/* Close the qcow2 image, if any (flushes it); before blk_file_close. */
+void blk_image_close(struct blk_dev *d);
+/* Run `r` on the qcow2 image on this (the queue's I/O) thread, then finish it. */
+void blk_qcow2_run(struct blk_dev *d, struct blk_req *r);
 
 #define BLK_LOG(d, lvl, ...) nimbus_logf((d)->host, (d)->hctx, (lvl), __VA_ARGS__)
 

@@ -49,12 +49,16 @@ void blk_config_build(struct blk_dev *d)
     nimbus_le_store(c + BLK_CFG_BLK_SIZE, 4, lbs);
     c[BLK_CFG_PHYS_EXP] = (uint8_t)log2u(pbs / lbs);
     nimbus_le_store(c + BLK_CFG_MIN_IO, 2, pbs / lbs);
-    nimbus_le_store(c + BLK_CFG_OPT_IO, 4, 0);
+    /* qcow2: a cluster is the unit of allocation, so of cheap writes and
+     * of discards that actually free space. */
+    uint32_t cl = d->qcow2 && d->cluster_size >= pbs ? d->cluster_size / lbs : 0;
+    nimbus_le_store(c + BLK_CFG_OPT_IO, 4, cl);
     nimbus_le_store(c + BLK_CFG_NUM_QUEUES, 2, d->opts.num_queues);
     if (!d->opts.readonly) {
         nimbus_le_store(c + BLK_CFG_MAX_DISCARD_SECTORS, 4, BLK_DWZ_MAX_SECTORS);
         nimbus_le_store(c + BLK_CFG_MAX_DISCARD_SEG, 4, BLK_DWZ_SEGS);
-        nimbus_le_store(c + BLK_CFG_DISCARD_ALIGN, 4, pbs / BLK_SECTOR);
+        nimbus_le_store(c + BLK_CFG_DISCARD_ALIGN, 4,
+                        cl ? d->cluster_size / BLK_SECTOR : pbs / BLK_SECTOR);
         nimbus_le_store(c + BLK_CFG_MAX_WZ_SECTORS, 4, BLK_DWZ_MAX_SECTORS);
         nimbus_le_store(c + BLK_CFG_MAX_WZ_SEG, 4, BLK_DWZ_SEGS);
         c[BLK_CFG_WZ_MAY_UNMAP] = 1;

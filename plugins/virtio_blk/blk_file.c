@@ -84,8 +84,7 @@ static int take_lock(struct blk_file *f, const struct blk_opts *o,
 }
 
 static int size_it(struct blk_file *f, const struct blk_opts *o,
-                   const struct stat *st, const nimbus_host_api *host,
-                   void *hctx, char *err, uint32_t errlen)
+                   const struct stat *st, char *err, uint32_t errlen)
 {
     uint64_t bytes = (uint64_t)st->st_size;
     if (f->is_bdev && ioctl(f->fd, BLKGETSIZE64, &bytes) < 0) {
@@ -94,13 +93,10 @@ static int size_it(struct blk_file *f, const struct blk_opts *o,
                     o->path, strerror(e));
         return -e;
     }
+    /* A raw image's odd tail is reported by blk_image_open, once the
+     * format is known (a qcow2 file's size means nothing to the guest). */
+    f->bytes = bytes;
     f->sectors = bytes >> BLK_SECTOR_SHIFT;
-    if (bytes & (BLK_SECTOR - 1))
-        nimbus_logf(host, hctx, NIMBUS_LOG_WARN,
-                    "virtio_blk: size of '%s' (%llu bytes) is not a multiple of "
-                    "512; the last %llu bytes are not visible to the guest",
-                    o->path, (unsigned long long)bytes,
-                    (unsigned long long)(bytes & (BLK_SECTOR - 1)));
     return 0;
 }
 
@@ -213,7 +209,7 @@ int blk_file_open(struct blk_file *f, const struct blk_opts *o,
 
     r = take_lock(f, o, host, hctx, err, errlen);
     if (r == 0)
-        r = size_it(f, o, &st, host, hctx, err, errlen);
+        r = size_it(f, o, &st, err, errlen);
     f->mem_align = f->off_align = 1;
     if (r == 0 && o->direct) {
         r = dio_alignment(f, o, err, errlen);

@@ -4,7 +4,9 @@
 
 #include "blk.h"
 
-#define KNOWN_KEYS "path, readonly, direct, num_queues, queue_size, id, serial, aio"
+#define KNOWN_KEYS \
+    "path, readonly, direct, num_queues, queue_size, id, serial, aio, image_type, " \
+    "backing_files"
 
 /* The GET_ID string goes into guest sysfs and udev names: printable ASCII. */
 static int ident_ok(const char *s)
@@ -88,6 +90,19 @@ static int parse_one(struct blk_opts *o, const char *key, const char *val,
         }
         return 0;
     }
+    if (!strcmp(key, "image_type")) {
+        if (!strcmp(val, "raw"))
+            o->image_type = BLK_IMG_RAW;
+        else if (!strcmp(val, "qcow2"))
+            o->image_type = BLK_IMG_QCOW2;
+        else {
+            nimbus_errf(err, errlen, "virtio_blk: bad image_type '%s' (raw or qcow2)", val);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "backing_files"))
+        return parse_bool(key, val, &o->backing_files, err, errlen);
     nimbus_errf(err, errlen, "virtio_blk: unknown option '%s' (known: %s)", key,
                 KNOWN_KEYS);
     return -EINVAL;
@@ -126,6 +141,13 @@ int blk_parse_options(struct blk_opts *o, const char *opts, char *err,
         return r;
     if (!have_path) {
         nimbus_errf(err, errlen, "virtio_blk: missing path=FILE");
+        return -EINVAL;
+    }
+    /* A probed header may be guest data (a raw image whose first sector the
+     * guest wrote): it must never make us open another host file. */
+    if (o->backing_files && o->image_type != BLK_IMG_QCOW2) {
+        nimbus_errf(err, errlen, "virtio_blk: backing_files=on needs image_type=qcow2 "
+                    "(a probed or raw image never follows a backing file)");
         return -EINVAL;
     }
     return 0;

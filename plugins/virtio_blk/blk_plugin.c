@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "blk.h"
+#include "qcow2.h"
 
 /*
  * State blob, version 1, little-endian, fixed 32 bytes.  The transport
@@ -25,6 +26,7 @@ static void dev_free(struct blk_dev *d)
 {
     for (uint32_t i = 0; i < BLK_MAX_QUEUES; i++)
         blk_uring_fini(&d->queues[i]);
+    blk_image_close(d);
     blk_file_close(&d->file);
     blk_queues_free(d);
     free(d->zero_buf);
@@ -116,6 +118,8 @@ static int blk_create(const nimbus_host_api *host, void *hctx, const char *optio
     int r = blk_parse_options(&d->opts, options ? options : "", err, errlen);
     if (r == 0)
         r = blk_file_open(&d->file, &d->opts, host, hctx, err, errlen);
+    if (r == 0)
+        r = blk_image_open(d, err, errlen);
     if (r < 0) {
         dev_free(d);
         return r;
@@ -132,15 +136,17 @@ static int blk_create(const nimbus_host_api *host, void *hctx, const char *optio
     d->features_offered = blk_features(d);
     blk_config_build(d);
     blk_queues_reset(d);
-    if (!d->opts.aio_sync)
+    /* qcow2 requests never use a ring (the library does its own I/O). */
+    if (!d->opts.aio_sync && !d->qcow2)
         engines_init(d);
     uint32_t nu = uring_queues(d);
     BLK_LOG(d, NIMBUS_LOG_INFO,
-            "virtio_blk: '%s' %llu sectors%s%s, %u queue(s) of %u, %s, %s",
-            d->opts.path, (unsigned long long)d->file.sectors,
+            "virtio_blk: '%s' %s%llu sectors%s%s, %u queue(s) of %u, %s, %s",
+            d->opts.path, d->qcow2 ? "qcow2, " : "", (unsigned long long)d->file.sectors,
             d->opts.readonly ? ", read-only" : "", d->opts.direct ? ", O_DIRECT" : "",
             d->opts.num_queues, d->opts.queue_size,
-            nu == d->opts.num_queues ? "io_uring"
+            d->qcow2                 ? "synchronous qcow2 I/O"
+            : nu == d->opts.num_queues ? "io_uring"
             : nu == 0                ? "synchronous I/O"
                                      : "io_uring and synchronous I/O",
             d->groups ? "one I/O thread per queue" : "on the event loop");
@@ -174,7 +180,8 @@ static void blk_destroy(void *dev)
     if (!d)
         return;
     quiesce(d);
-    if (!d->opts.readonly && fdatasync(d->file.fd) < 0)
+    /* qcow2: qcow2_close in dev_free writes the metadata back and syncs. */
+    if (!d->opts.readonly && !d->qcow2 && fdatasync(d->file.fd) < 0)
         BLK_LOG(d, NIMBUS_LOG_ERROR, "virtio_blk: '%s': final fdatasync failed: %s",
                 d->opts.path, strerror(errno));
     if (d->io_errors || d->bad_chains)
@@ -309,6 +316,8 @@ static int blk_flush(void *dev)
     struct blk_dev *d = dev;
     if (d->opts.readonly)
         return 0;
+    if (d->qcow2)
+        return qcow2_flush(d->qcow2);
     return fdatasync(d->file.fd) < 0 ? -errno : 0;
 }
 
@@ -401,7 +410,8 @@ static const nimbus_device_ops blk_ops = {
 };
 
 NIMBUS_PLUGIN_DECLARE("virtio_blk", "1.2",
-                      "virtio block device (raw image or block device, io_uring)",
+                      "virtio block device (raw or qcow2 image, or block device)",
                       "path=<file>,readonly=on|off,direct=on|off,num_queues=<1..16>,"
-                      "queue_size=<4..1024>,id=<text>,serial=<text>,aio=io_uring|sync",
+                      "queue_size=<4..1024>,id=<text>,serial=<text>,aio=io_uring|sync,"
+                      "image_type=raw|qcow2,backing_files=on|off",
                       &blk_ops);

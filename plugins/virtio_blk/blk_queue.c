@@ -143,6 +143,8 @@ static void pop_queue(struct blk_dev *d, struct blk_queue *q)
         r->head = head;
         if (!blk_req_parse(d, r, n))
             blk_req_finish(d, r);
+        else if (d->qcow2)
+            blk_qcow2_run(d, r);
         else if (q->uring.up)
             blk_uring_start(q, r);
         else

@@ -24,8 +24,8 @@ static void bad_chain(struct blk_dev *d, struct blk_req *r, const char *why)
     r->status = VIRTIO_BLK_S_IOERR;
 }
 
-static void io_error(struct blk_dev *d, struct blk_req *r, int64_t res,
-                     uint64_t off)
+void blk_req_io_error(struct blk_dev *d, struct blk_req *r, int64_t res,
+                      uint64_t off)
 {
     if (BLK_COUNT(&d->io_errors) < LOG_LIMIT)
         BLK_LOG(d, NIMBUS_LOG_WARN,
@@ -300,7 +300,7 @@ static int next_dwz(struct blk_dev *d, struct blk_req *r, struct blk_op *op)
     }
     const void *z = zero_buf(d);
     if (!z) {
-        io_error(d, r, -ENOMEM, s->off);
+        blk_req_io_error(d, r, -ENOMEM, s->off);
         return 0;
     }
     uint64_t chunk = s->len - r->seg_done;
@@ -382,7 +382,7 @@ static void dwz_done(struct blk_dev *d, struct blk_req *r, int64_t res)
 {
     if (r->seg >= r->nseg) { /* the write-through fsync */
         if (res < 0)
-            io_error(d, r, res, 0);
+            blk_req_io_error(d, r, res, 0);
         r->tail_sync = 1;
         return;
     }
@@ -395,7 +395,7 @@ static void dwz_done(struct blk_dev *d, struct blk_req *r, int64_t res)
                         "requests are ignored", d->opts.path, strerror((int)-res));
             r->seg = r->nseg;
         } else if (res < 0) {
-            io_error(d, r, res, s->off);
+            blk_req_io_error(d, r, res, s->off);
         } else {
             r->seg++;
         }
@@ -415,12 +415,12 @@ static void dwz_done(struct blk_dev *d, struct blk_req *r, int64_t res)
         return;
     }
     if (res < 0) {
-        io_error(d, r, res, s->off + r->seg_done);
+        blk_req_io_error(d, r, res, s->off + r->seg_done);
         return;
     }
     if (r->zmode == BLK_Z_WRITE) {
         if (res == 0) {
-            io_error(d, r, -EIO, s->off + r->seg_done);
+            blk_req_io_error(d, r, -EIO, s->off + r->seg_done);
             return;
         }
         r->seg_done += (uint64_t)res;
@@ -448,7 +448,7 @@ void blk_req_op_done(struct blk_dev *d, struct blk_req *r, int64_t res)
             return;
         }
         if (res <= 0) {
-            io_error(d, r, res < 0 ? res : -EIO, r->off);
+            blk_req_io_error(d, r, res < 0 ? res : -EIO, r->off);
             r->left = 0;
             return;
         }
@@ -456,7 +456,7 @@ void blk_req_op_done(struct blk_dev *d, struct blk_req *r, int64_t res)
         return;
     case VIRTIO_BLK_T_FLUSH:
         if (res < 0)
-            io_error(d, r, res, 0);
+            blk_req_io_error(d, r, res, 0);
         r->stage = 1;
         return;
     case VIRTIO_BLK_T_DISCARD:

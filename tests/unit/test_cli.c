@@ -351,6 +351,28 @@ static void test_disks(void **state)
     done(&r);
 }
 
+/* image_type / backing_files (Cloud Hypervisor's keys): absent means probe,
+ * and a backing file is only followed for an explicit qcow2. */
+static void test_disk_image_type(void **state)
+{
+    (void)state;
+    struct run r;
+    RUN(&r, "--kernel", "@K", "--disk", "path=@D0", "path=@D1,image_type=raw",
+        "path=@D0,image_type=qcow2,id=q", "path=@D1,image_type=qcow2,backing_files=on,id=b",
+        "path=@D0,image_type=qcow2,backing_files=off,id=c");
+    expect_ok(&r);
+    assert_int_equal(r.cfg.ndisks, 5);
+    assert_int_equal(r.cfg.disks[0].image_type, DISK_IMAGE_PROBE);
+    assert_int_equal(r.cfg.disks[0].backing_files, 0);
+    assert_int_equal(r.cfg.disks[1].image_type, DISK_IMAGE_RAW);
+    assert_int_equal(r.cfg.disks[2].image_type, DISK_IMAGE_QCOW2);
+    assert_int_equal(r.cfg.disks[2].backing_files, 0);
+    assert_int_equal(r.cfg.disks[3].image_type, DISK_IMAGE_QCOW2);
+    assert_int_equal(r.cfg.disks[3].backing_files, 1);
+    assert_int_equal(r.cfg.disks[4].backing_files, 0);
+    done(&r);
+}
+
 /* num_queues left out: one queue per boot vCPU, whatever the option order,
  * up to the 16 the virtio_blk plugin serves; an explicit value stays. */
 static void test_disk_default_queues_follow_cpus(void **state)
@@ -858,6 +880,20 @@ static const struct err_case err_cases[] = {
     { { "--kernel", "@K", "--disk", "path=@D0,readonly=maybe" },
       "--disk: readonly must be on|off|true|false, got 'maybe'" },
     { { "--kernel", "@K", "--disk", "path=@D0,vhost_user=on" }, "--disk: unknown key 'vhost_user'" },
+    { { "--kernel", "@K", "--disk", "path=@D0,image_type=vhdx" },
+      "--disk: image_type=vhdx is not supported (raw or qcow2)" },
+    { { "--kernel", "@K", "--disk", "path=@D0,image_type=vhd" },
+      "--disk: image_type=vhd is not supported (raw or qcow2)" },
+    { { "--kernel", "@K", "--disk", "path=@D0,image_type=QCOW2" },
+      "--disk: unknown image_type 'QCOW2' (raw or qcow2)" },
+    { { "--kernel", "@K", "--disk", "path=@D0,backing_files=yes" },
+      "--disk: backing_files must be on|off|true|false, got 'yes'" },
+    { { "--kernel", "@K", "--disk", "path=@D0,backing_files=on" },
+      "--disk: backing_files=on needs image_type=qcow2 (a probed or raw image never "
+      "follows a backing file)" },
+    { { "--kernel", "@K", "--disk", "path=@D0,image_type=raw,backing_files=on" },
+      "--disk: backing_files=on needs image_type=qcow2 (a probed or raw image never "
+      "follows a backing file)" },
     { { "--kernel", "@K", "--disk", "path=@D0", "stray=1" }, "--disk: unknown key 'stray' in 'stray=1'" },
     /* --net */
     { { "--kernel", "@K", "--net" }, "--net: missing value" },
@@ -1292,6 +1328,7 @@ int main(void)
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_serial_console),
         cmocka_unit_test(test_disks),
+        cmocka_unit_test(test_disk_image_type),
         cmocka_unit_test(test_disk_default_queues_follow_cpus),
         cmocka_unit_test(test_disk_limit),
         cmocka_unit_test(test_nets),

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1309,7 +1310,7 @@ static void counters_are(struct fx *f, const uint64_t want[C_N])
  * counts them; requests that failed count only as errors.  The counts
  * survive a virtio reset (they are the host's, not the device's state).
  */
-static void counters_mix(struct fx *f)
+static void counters_mix(struct fx *f, int raw)
 {
     uint64_t want[C_N] = {0};
     counters_are(f, want);
@@ -1362,6 +1363,8 @@ static void counters_mix(struct fx *f)
     want[C_RB] += SECTOR;
     want[C_RO]++;
     counters_are(f, want);
+    if (!raw)
+        return; /* a qcow2 image has no "end of the file" reads */
 
     /* An I/O error: the disk shrank under the device, a read past the new
      * end comes back empty.  It is an error, not a read. */
@@ -1375,14 +1378,291 @@ static void test_counters_io_uring(void **state)
 {
     struct fx *f = *state;
     start(f, "num_queues=2");
-    counters_mix(f);
+    counters_mix(f, 1);
 }
 
 static void test_counters_sync(void **state)
 {
     struct fx *f = *state;
     start(f, "num_queues=2,aio=sync");
-    counters_mix(f);
+    counters_mix(f, 1);
+}
+
+/* ---- image formats (qcow2 through the format library; qemu-img as reference) ---- */
+
+static int have_qemu_img(void)
+{
+    return system("qemu-img --version >/dev/null 2>&1") == 0;
+}
+
+/* Run a shell command; its exit status. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[3 * PATH_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+#define NEED_QEMU_IMG()                                                                    \
+    do {                                                                                   \
+        if (!have_qemu_img()) {                                                            \
+            print_message("qemu-img missing (apt install qemu-utils); skipped\n");         \
+            skip();                                                                        \
+        }                                                                                  \
+    } while (0)
+
+/* The qcow2 magic at the start of a raw image (a guest can write it there). */
+static void write_qcow2_magic(const char *path)
+{
+    static const uint8_t magic[8] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
+    file_write(path, 0, magic, sizeof(magic));
+}
+
+static void test_image_type_options(void **state)
+{
+    struct fx *f = *state;
+    make_image(f->img, 1u << 20, 0);
+    expect_create_error(f, "image_type=vhdx", "'vhdx'");
+    expect_create_error(f, "image_type=", "image_type");
+    expect_create_error(f, "backing_files=maybe", "'maybe'");
+    /* A probed header is guest data: it never opens another host file. */
+    expect_create_error(f, "backing_files=on", "backing_files=on needs image_type=qcow2");
+    expect_create_error(f, "image_type=raw,backing_files=on", "needs image_type=qcow2");
+    expect_create_error(f, "image_type=qcow2", "is not a qcow2 image");
+
+    /* A raw image whose first bytes look like qcow2, pinned raw: all of it
+     * is the guest's disk, header bytes included. */
+    write_qcow2_magic(f->img);
+    create_ok(f, "image_type=raw");
+    assert_int_equal(cfg(f, CFG_CAPACITY, 8), 2048);
+    destroy_dev(f);
+    create_ok(f, "image_type=raw,backing_files=off");
+    destroy_dev(f);
+    /* Probed, the same bytes are a (broken) qcow2 header: refused, and the
+     * message says how to pin the format. */
+    void *dev;
+    assert_true(try_create(f, "", &dev) < 0);
+    assert_non_null(strstr(f->err, f->img));
+}
+
+/* Raw images keep their behaviour: probed raw, capacity from the size. */
+static void test_probe_raw(void **state)
+{
+    struct fx *f = *state;
+    make_image(f->img, 1u << 20, 0x51); /* 'Q' but not the magic */
+    create_ok(f, "");
+    assert_int_equal(cfg(f, CFG_CAPACITY, 8), 2048);
+    destroy_dev(f);
+    create_ok(f, "image_type=raw");
+    assert_int_equal(cfg(f, CFG_CAPACITY, 8), 2048);
+}
+
+enum { CFG_OPT_IO = 28, CFG_DISCARD_ALIGN = 44 };
+
+/* qemu-img create -f qcow2 img size, with extra -o options. */
+static void qcow2_create(struct fx *f, const char *opts, const char *size)
+{
+    if (sh("qemu-img create -q -f qcow2 %s '%s' %s", opts, f->img, size) != 0)
+        fail_msg("qemu-img create %s failed", opts);
+}
+
+/*
+ * Guest I/O on a fresh qcow2 image (64 KiB clusters): writes across
+ * cluster boundaries, write-zeroes, discard, flush, reads back; the image
+ * then passes `qemu-img check` and `qemu-img compare` says it holds exactly
+ * what the guest wrote.
+ */
+static void test_qcow2_io(void **state)
+{
+    struct fx *f = *state;
+    NEED_QEMU_IMG();
+    enum { SIZE = 4u << 20, CL = 65536 };
+    static uint8_t want[SIZE];
+    memset(want, 0, sizeof(want));
+    qcow2_create(f, "", "4M");
+    create_ok(f, ""); /* probed */
+    activate(f, f->info.device_features);
+    assert_int_equal(cfg(f, CFG_CAPACITY, 8), SIZE / SECTOR);
+    assert_int_equal(cfg(f, CFG_OPT_IO, 4), CL / SECTOR);
+    assert_int_equal(cfg(f, CFG_DISCARD_ALIGN, 4), CL / SECTOR);
+    assert_true(f->info.device_features & NIMBUS_BIT(F_DISCARD));
+    assert_true(f->info.device_features & NIMBUS_BIT(F_WZ));
+
+    /* Unwritten: zeroes. */
+    uint64_t g = buf(f, 3 * CL);
+    memset(ram(f, g), 0xee, 3 * CL);
+    assert_int_equal(rw(f, T_IN, 0, g, 3 * CL, NULL), S_OK);
+    assert_true(all_bytes(ram(f, g), 3 * CL, 0));
+
+    /* Writes straddling cluster boundaries, in two segments. */
+    static const uint32_t at[][2] = {{120, 16}, {255, 130}, {1000, 300}, {8000, 191}};
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        uint32_t n = at[i][1] * SECTOR, half = (at[i][1] / 2) * SECTOR;
+        uint64_t w = buf(f, n);
+        fill_random(ram(f, w), n);
+        memcpy(want + (uint64_t)at[i][0] * SECTOR, ram(f, w), n);
+        struct fake_vq_seg d[2] = {{w, half, 0}, {w + half, n - half, 0}};
+        assert_int_equal(run_req(f, 0, T_OUT, at[i][0], d, 2, NULL), S_OK);
+    }
+    /* Write-zeroes (plain, and unmap over whole clusters), discard. */
+    const uint64_t wz[2][3] = {{130, 4, 0}, {256, 128, 1}};
+    assert_int_equal(dwz(f, T_WZ, wz, 2), S_OK);
+    memset(want + 130 * SECTOR, 0, 4 * SECTOR);
+    memset(want + 256 * SECTOR, 0, 128 * SECTOR);
+    /* A discarded range of an image without backing file reads as zeroes
+     * only for whole clusters; only those are checked below. */
+    const uint64_t dis[1][3] = {{1024, 256, 0}};
+    assert_int_equal(dwz(f, T_DISCARD, dis, 1), S_OK);
+    memset(want + 1024 * SECTOR, 0, 256 * SECTOR);
+    assert_int_equal(run_req(f, 0, T_FLUSH, 0, NULL, 0, NULL), S_OK);
+
+    /* Read everything back through the device. */
+    uint64_t rb = buf(f, SIZE);
+    struct fake_vq_seg d = {rb, SIZE / 2, 1};
+    assert_int_equal(run_req(f, 0, T_IN, 0, &d, 1, NULL), S_OK);
+    d.gpa = rb + SIZE / 2;
+    assert_int_equal(run_req(f, 0, T_IN, SIZE / 2 / SECTOR, &d, 1, NULL), S_OK);
+    assert_memory_equal(ram(f, rb), want, SIZE);
+    /* Past the virtual size: the guest's fault. */
+    struct fake_vq_seg one = {buf(f, SECTOR), SECTOR, 1};
+    assert_int_equal(run_req(f, 0, T_IN, SIZE / SECTOR, &one, 1, NULL), S_IOERR);
+    destroy_dev(f);
+
+    char raw[PATH_MAX + 32];
+    snprintf(raw, sizeof(raw), "%s/want.raw", f->dir);
+    make_image(raw, SIZE, 0);
+    file_write(raw, 0, want, SIZE);
+    assert_int_equal(sh("qemu-img check -q '%s'", f->img), 0);
+    assert_int_equal(sh("qemu-img compare -q -f qcow2 -F raw '%s' '%s'", f->img, raw), 0);
+}
+
+/* Counters count qcow2 requests as they count raw ones. */
+static void test_qcow2_counters(void **state)
+{
+    struct fx *f = *state;
+    NEED_QEMU_IMG();
+    qcow2_create(f, "-o cluster_size=4096", "1M");
+    create_ok(f, "image_type=qcow2,num_queues=2");
+    activate(f, f->info.device_features);
+    counters_mix(f, 0);
+    destroy_dev(f);
+    assert_int_equal(sh("qemu-img check -q '%s'", f->img), 0);
+}
+
+/* Without FLUSH negotiated every qcow2 write is flushed before it completes. */
+static void test_qcow2_writethrough(void **state)
+{
+    struct fx *f = *state;
+    NEED_QEMU_IMG();
+    qcow2_create(f, "", "1M");
+    create_ok(f, "image_type=qcow2");
+    activate(f, f->info.device_features & ~NIMBUS_BIT(F_FLUSH));
+    uint64_t g = buf(f, 64 * SECTOR);
+    memset(ram(f, g), 0x42, 64 * SECTOR);
+    assert_int_equal(rw(f, T_OUT, 0, g, 64 * SECTOR, NULL), S_OK);
+    const uint64_t wz[1][3] = {{8, 40, 0}};
+    assert_int_equal(dwz(f, T_WZ, wz, 1), S_OK);
+    /* In the file without a guest flush or a close (data and metadata):
+     * a copy taken now is a consistent image with the data. */
+    char raw[PATH_MAX + 32], copy[PATH_MAX + 32];
+    snprintf(raw, sizeof(raw), "%s/want.raw", f->dir);
+    snprintf(copy, sizeof(copy), "%s/copy.qcow2", f->dir);
+    make_image(raw, 1u << 20, 0);
+    memset(ram(f, g) + 8 * SECTOR, 0, 40 * SECTOR);
+    file_write(raw, 0, ram(f, g), 64 * SECTOR);
+    assert_int_equal(sh("cp '%s' '%s'", f->img, copy), 0);
+    assert_int_equal(sh("qemu-img check -q '%s'", copy), 0);
+    assert_int_equal(sh("qemu-img compare -q -f qcow2 -F raw '%s' '%s'", copy, raw), 0);
+    destroy_dev(f);
+    assert_int_equal(sh("qemu-img check -q '%s'", f->img), 0);
+}
+
+static void test_qcow2_readonly(void **state)
+{
+    struct fx *f = *state;
+    NEED_QEMU_IMG();
+    char raw[PATH_MAX + 32];
+    snprintf(raw, sizeof(raw), "%s/src.raw", f->dir);
+    make_image(raw, 1u << 20, 0x3c);
+    assert_int_equal(sh("qemu-img convert -q -c -O qcow2 '%s' '%s'", raw, f->img), 0);
+    assert_int_equal(sh("sha256sum < '%s' > '%s/before'", f->img, f->dir), 0);
+    create_ok(f, "readonly=on,image_type=qcow2");
+    activate(f, f->info.device_features);
+    assert_true(f->info.device_features & NIMBUS_BIT(F_RO));
+    uint64_t g = buf(f, 1u << 20);
+    assert_int_equal(rw(f, T_IN, 0, g, 1u << 20, NULL), S_OK);
+    assert_true(all_bytes(ram(f, g), 1u << 20, 0x3c)); /* compressed clusters */
+    assert_int_equal(rw(f, T_OUT, 0, g, SECTOR, NULL), S_IOERR);
+    assert_int_equal(run_req(f, 0, T_FLUSH, 0, NULL, 0, NULL), S_OK);
+    destroy_dev(f);
+    assert_int_equal(sh("sha256sum < '%s' | cmp -s - '%s/before'", f->img, f->dir), 0);
+}
+
+/*
+ * Backing files are followed only with image_type=qcow2,backing_files=on;
+ * a probed image with one is refused, and the message says what to pass.
+ */
+static void test_qcow2_backing(void **state)
+{
+    struct fx *f = *state;
+    NEED_QEMU_IMG();
+    char base[PATH_MAX + 32];
+    snprintf(base, sizeof(base), "%s/base.raw", f->dir);
+    make_image(base, 1u << 20, 0x77);
+    assert_int_equal(sh("qemu-img create -q -f qcow2 -b base.raw -F raw '%s'", f->img), 0);
+
+    expect_create_error(f, "", "image_type=qcow2,backing_files=on");
+    expect_create_error(f, "image_type=qcow2", "backing");
+    expect_create_error(f, "image_type=qcow2,backing_files=off", "backing");
+
+    create_ok(f, "image_type=qcow2,backing_files=on");
+    activate(f, f->info.device_features);
+    assert_int_equal(cfg(f, CFG_CAPACITY, 8), 2048);
+    uint64_t g = buf(f, 8192);
+    assert_int_equal(rw(f, T_IN, 100, g, 8192, NULL), S_OK);
+    assert_true(all_bytes(ram(f, g), 8192, 0x77));
+    /* A write into a cluster copies the rest of it from the base. */
+    memset(ram(f, g), 0x11, SECTOR);
+    assert_int_equal(rw(f, T_OUT, 101, g, SECTOR, NULL), S_OK);
+    assert_int_equal(rw(f, T_IN, 100, g, 3 * SECTOR, NULL), S_OK);
+    assert_true(all_bytes(ram(f, g), SECTOR, 0x77));
+    assert_true(all_bytes(ram(f, g) + SECTOR, SECTOR, 0x11));
+    assert_true(all_bytes(ram(f, g) + 2 * SECTOR, SECTOR, 0x77));
+    destroy_dev(f);
+    assert_int_equal(sh("qemu-img check -q '%s'", f->img), 0);
+    /* The base is never written. */
+    uint8_t b[SECTOR];
+    file_read(base, 101 * SECTOR, b, SECTOR);
+    assert_true(all_bytes(b, SECTOR, 0x77));
+}
+
+/* Corrupt images are refused at create with one line naming the path. */
+static void test_qcow2_corrupt(void **state)
+{
+    struct fx *f = *state;
+    NEED_QEMU_IMG();
+    qcow2_create(f, "", "1M");
+    /* cluster_bits (offset 20) = 40. */
+    const uint8_t bits[4] = {0, 0, 0, 40};
+    file_write(f->img, 20, bits, 4);
+    expect_create_error(f, "", f->img);
+    expect_create_error(f, "image_type=qcow2", "cluster");
+    /* A truncated header. */
+    assert_int_equal(truncate(f->img, 48), 0);
+    expect_create_error(f, "image_type=qcow2", f->img);
+    /* direct=on is refused on a (good) qcow2 image. */
+    qcow2_create(f, "", "1M");
+    void *dev;
+    if (try_create(f, "direct=on", &dev) < 0 && strstr(f->err, "O_DIRECT"))
+        return; /* this filesystem has no O_DIRECT at all */
+    if (dev)
+        f->p->ops->destroy(dev);
+    expect_create_error(f, "direct=on", "direct=on is not supported with qcow2");
 }
 
 static void test_state_blob(void **state)
@@ -1434,6 +1714,14 @@ int main(void)
         T(test_state_blob),
         T(test_counters_io_uring),
         T(test_counters_sync),
+        T(test_image_type_options),
+        T(test_probe_raw),
+        T(test_qcow2_io),
+        T(test_qcow2_counters),
+        T(test_qcow2_writethrough),
+        T(test_qcow2_readonly),
+        T(test_qcow2_backing),
+        T(test_qcow2_corrupt),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

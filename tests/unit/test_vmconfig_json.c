@@ -227,6 +227,8 @@ static void config_eq(const struct vm_config *a, const struct vm_config *b)
         FIELD_EQ(x, y, direct);
         FIELD_EQ(x, y, num_queues);
         FIELD_EQ(x, y, queue_size);
+        FIELD_EQ(x, y, image_type);
+        FIELD_EQ(x, y, backing_files);
     }
     FIELD_EQ(a, b, nnets);
     for (uint32_t i = 0; i < a->nnets; i++)
@@ -298,7 +300,8 @@ static const char rich_body[] =
     "            'hotplug_size': 2147483648},"
     " 'disks': [{'path': '@D0', 'direct': true, 'num_queues': 4, 'queue_size': 1024,"
     "            'id': 'root', 'serial': 'SERIAL0123456789ABCD'},"
-    "           {'path': '@D1', 'readonly': true, 'id': 'data'}],"
+    "           {'path': '@D1', 'readonly': true, 'id': 'data', 'image_type': 'Qcow2',"
+    "            'backing_files': true}],"
     " 'net': [{'tap': 'tap0', 'ip': '10.1.2.1', 'mask': '255.255.0.0',"
     "          'mac': '52:54:00:12:34:56', 'host_mac': '52:54:00:ab:cd:ef', 'mtu': 9000,"
     "          'num_queues': 4, 'queue_size': 512, 'id': 'n0', 'offload_tso': false,"
@@ -333,6 +336,8 @@ static void test_kata_body(void **state)
     assert_int_equal(cfg.disks[0].readonly, 1);
     assert_int_equal(cfg.disks[0].num_queues, 1);
     assert_int_equal(cfg.disks[0].queue_size, 128);
+    assert_int_equal(cfg.disks[0].image_type, DISK_IMAGE_RAW);
+    assert_int_equal(cfg.disks[0].backing_files, 0);
     assert_int_equal(cfg.nnets, 0);
     assert_int_equal(cfg.rng.enabled, 1);
     assert_string_equal(cfg.rng.src, "/dev/urandom");
@@ -444,6 +449,9 @@ static void test_rich_round_trip(void **state)
     assert_string_equal(cfg.cmdline, "");
     assert_int_equal(cfg.disks[0].num_queues, 4);
     assert_string_equal(cfg.disks[0].serial, "SERIAL0123456789ABCD");
+    assert_int_equal(cfg.disks[0].image_type, DISK_IMAGE_PROBE);
+    assert_int_equal(cfg.disks[1].image_type, DISK_IMAGE_QCOW2);
+    assert_int_equal(cfg.disks[1].backing_files, 1);
     assert_int_equal(cfg.nnets, 3);
     const struct net_config *n = &cfg.nets[0];
     assert_string_equal(n->tap, "tap0");
@@ -491,7 +499,11 @@ static void test_output_shape(void **state)
         "\"hotplug_size\":2147483648,\"shared\":true,\"hugepages\":true,\"prefault\":true,"
         "\"thp\":false}",
         "\"readonly\":true,\"direct\":false,\"iommu\":false,\"num_queues\":1,"
-        "\"queue_size\":128,\"vhost_user\":false,\"id\":\"data\",\"image_type\":\"Raw\"",
+        "\"queue_size\":128,\"vhost_user\":false,\"id\":\"data\",\"image_type\":\"Qcow2\","
+        "\"backing_files\":true",
+        /* Probed: no image_type, so the body read back probes again. */
+        "\"id\":\"root\",\"serial\":\"SERIAL0123456789ABCD\",\"backing_files\":false,"
+        "\"pci_segment\":0",
         "{\"tap\":\"tap0\",\"ip\":\"10.1.2.1\",\"mask\":\"255.255.0.0\","
         "\"mac\":\"52:54:00:12:34:56\",\"host_mac\":\"52:54:00:ab:cd:ef\",\"mtu\":9000,"
         "\"iommu\":false,\"num_queues\":4,\"queue_size\":512,\"vhost_user\":false,"
@@ -683,8 +695,20 @@ static const struct bad bad_bodies[] = {
     {"{'disks': [{'path': '@D0'}, {'path': '@D1', 'vhost_user': true}]}",
      "disks[1].vhost_user: not supported"},
     {"{'disks': [{'path': '@D0', 'iommu': true}]}", "disks[0].iommu: not supported"},
-    {"{'disks': [{'path': '@D0', 'image_type': 'Qcow2'}]}",
-     "disks[0].image_type: \"Qcow2\" is not supported (only \"Raw\")"},
+    {"{'disks': [{'path': '@D0', 'image_type': 'Vhdx'}]}",
+     "disks[0].image_type: \"Vhdx\" is not supported (\"Raw\" or \"Qcow2\")"},
+    {"{'disks': [{'path': '@D0', 'image_type': 'FixedVhd'}]}",
+     "disks[0].image_type: \"FixedVhd\" is not supported (\"Raw\" or \"Qcow2\")"},
+    {"{'disks': [{'path': '@D0', 'image_type': 'qcow2'}]}",
+     "disks[0].image_type: \"qcow2\" is not supported (\"Raw\" or \"Qcow2\")"},
+    {"{'disks': [{'path': '@D0', 'backing_files': true}]}",
+     "disks[0].backing_files: true needs \"image_type\": \"Qcow2\" (a probed or raw image "
+     "never follows a backing file)"},
+    {"{'disks': [{'path': '@D0', 'backing_files': true, 'image_type': 'Raw'}]}",
+     "disks[0].backing_files: true needs \"image_type\": \"Qcow2\" (a probed or raw image "
+     "never follows a backing file)"},
+    {"{'disks': [{'path': '@D0', 'backing_files': 1}]}",
+     "disks[0].backing_files: expected true or false, got a number"},
     {"{'disks': [{'path': '@D0', 'image_type': 7}]}",
      "disks[0].image_type: expected a string, got a number"},
     {"{'disks': [{'path': '@D0', 'queue_size': 100}]}",
