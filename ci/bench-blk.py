@@ -24,12 +24,19 @@ host dies (see tests/integration/README.md); such a boot is discarded whole
 and rerun, at most --max-lost times per VMM, and the count is printed with
 the results.
 
+--format qcow2 converts the random raw file into a qcow2 image (qemu-img
+convert: every cluster allocated, 64 KiB clusters, no compression) and gives
+that same image to both VMMs: nimbus image_type=qcow2, QEMU -drive
+format=qcow2.  Each boot makes its own image the same way (nested boots do
+not share /tmp).
+
 nimbus-1q in --vmms adds nimbus with num_queues=1 (one I/O thread), to show
 what the per-queue I/O threads buy: the random-read line then also prints
 nimbus' IOPS over nimbus-1q's.
 
   ci/bench-blk.py [--vmms nimbus,qemu[,nimbus-1q]] [--seconds 5] [--jobs 4] [--runs 3] [--rounds 2]
-                  [--qemu-aio io_uring|threads|native] [--dir DIR [--direct]] [--markdown]
+                  [--qemu-aio io_uring|threads|native] [--dir DIR [--direct]]
+                  [--format raw|qcow2] [--markdown]
 """
 import argparse
 import os
@@ -78,6 +85,32 @@ def qemu_drive_args(qemu_aio: str):
         return [a.replace("aio=threads", f"aio={qemu_aio}") if a.startswith("file=") else a
                 for a in argv]
     return fix
+
+
+def image_format_args(fmt: str, vmm: str):
+    """The framework's Disk is raw: point both VMMs at a qcow2 image."""
+    def fix(argv):
+        if fmt == "raw":
+            return argv
+        out = []
+        for arg in map(str, argv):
+            if vmm == "qemu" and arg.startswith("file="):
+                arg = arg.replace("format=raw", f"format={fmt}")
+            elif vmm != "qemu" and arg.startswith("path="):
+                arg += f",image_type={fmt}"
+            out.append(arg)
+        return out
+    return fix
+
+
+def make_qcow2(raw: Path) -> Path:
+    """qemu-img convert: allocated clusters only, so the benchmark measures
+    the mapping, not cluster allocation; the raw file is dropped (tmpfs)."""
+    img = raw.with_suffix(".qcow2")
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw),
+                    str(img)], check=True)
+    raw.unlink()
+    return img
 
 
 def run_vmm(name, argv, a, samples):
@@ -149,6 +182,8 @@ def main() -> int:
     ap.add_argument("--direct", action="store_true",
                     help="host O_DIRECT: nimbus direct=on, QEMU cache=none")
     ap.add_argument("--qemu-aio", default="io_uring", choices=["io_uring", "threads", "native"])
+    ap.add_argument("--format", default="raw", choices=["raw", "qcow2"],
+                    help="image format given to both VMMs (qcow2: made by qemu-img convert)")
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--memory-mib", type=int, default=1024)
     ap.add_argument("--markdown", action="store_true", help="also print README table rows")
@@ -164,6 +199,8 @@ def main() -> int:
     for v in vmms:
         if v not in ("nimbus", "qemu", "nimbus-1q"):
             ap.error(f"--vmms: unknown VMM '{v}'")
+    if a.format == "qcow2" and a.direct:
+        ap.error("--format qcow2 with --direct: nimbus refuses direct=on on qcow2 images")
     if a.qemu_aio == "native" and not a.direct:
         ap.error("--qemu-aio native needs --direct (QEMU requires cache.direct=on)")
 
@@ -193,6 +230,8 @@ def main() -> int:
         with open(backing, "wb") as f:
             for _ in range(a.size_mib):
                 f.write(block)
+        if a.format == "qcow2":
+            backing = make_qcow2(backing)
 
         argvs = {}
         for name in vmms:
@@ -200,9 +239,11 @@ def main() -> int:
             machine = Machine(disks=[Disk(backing, direct=a.direct, num_queues=queues)],
                               initramfs=initramfs, cpus=a.cpus, memory_mib=a.memory_mib)
             if name.startswith("nimbus"):
-                argvs[name] = machine.argv("nimbus", Path(a.nimbus))
+                argvs[name] = image_format_args(a.format, "nimbus")(
+                    machine.argv("nimbus", Path(a.nimbus)))
             else:
-                argvs[name] = qemu_drive_args(a.qemu_aio)(machine.argv("qemu", a.qemu))
+                argvs[name] = image_format_args(a.format, "qemu")(
+                    qemu_drive_args(a.qemu_aio)(machine.argv("qemu", a.qemu)))
             log(" ".join(map(str, argvs[name])))
         samples = {}
         lost = {name: 0 for name in vmms}
@@ -234,10 +275,10 @@ def report(a, vmms, results, lost, nested) -> None:
     host = ("nested (QEMU-TCG L1 with SVM, a fresh one per boot; compare ratios, not "
             "absolute figures)" if nested else "direct")
     cache = "O_DIRECT" if a.direct else "host page cache"
-    print(f"\nvirtio-blk, {a.size_mib} MiB raw file in {a.dir or '/tmp'}, {cache}; "
+    print(f"\nvirtio-blk, {a.size_mib} MiB {a.format} file in {a.dir or '/tmp'}, {cache}; "
           f"guest O_DIRECT, {a.seconds} s, median of {a.rounds} boots x {a.runs} runs; host: {host}")
     print(f"QEMU: microvm,pcie=on virtio-blk-pci aio={a.qemu_aio} "
-          f"cache={'none' if a.direct else 'writeback'}")
+          f"cache={'none' if a.direct else 'writeback'} format={a.format}")
     print("boots rerun after the guest stopped answering: " +
           ", ".join(f"{name} {n}" for name, n in lost.items()))
     cols = [("seqread", "seq read MiB/s"), ("seqwrite", "seq write MiB/s"),
@@ -258,7 +299,8 @@ def report(a, vmms, results, lost, nested) -> None:
         if a.markdown:
             for m, title in cols:
                 n, q = results[("nimbus", m)], results[("qemu", m)]
-                print(f"| virtio-blk {title} | {n:.1f} | {q:.1f} | {n / q:.2f} |")
+                fmt = "" if a.format == "raw" else f" ({a.format})"
+                print(f"| virtio-blk{fmt} {title} | {n:.1f} | {q:.1f} | {n / q:.2f} |")
 
 
 if __name__ == "__main__":
