@@ -165,6 +165,15 @@ static enum cli_result opt_event_monitor(struct cli_state *st, const char *ctx, 
                           &st->cfg->event_monitor_fd);
 }
 
+static enum cli_result opt_seccomp(struct cli_state *st, const char *ctx, const char *val)
+{
+    static const char *const ok[] = {"true", "false", "log", "errno"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strcmp(val, ok[i]) == 0)
+            return set_string(st, ctx, &st->cfg->seccomp, val, 0);
+    return fail(st, ctx, "expected true, false, log or errno, got '%s'", val);
+}
+
 static enum cli_result opt_plugin_dir(struct cli_state *st, const char *ctx, const char *val)
 {
     return set_string(st, ctx, &st->cfg->plugin_dir, val, 0);
@@ -867,6 +876,7 @@ static const struct opt_def options[] = {
     { "--plugin-dir", 0, ARG_ONE, opt_plugin_dir },
     { "--api-socket", 0, ARG_ONE, opt_api_socket },
     { "--event-monitor", 0, ARG_ONE, opt_event_monitor },
+    { "--seccomp", 0, ARG_ONE, opt_seccomp },
     { "--help", 'h', ARG_NONE, opt_help },
     { "--version", 'V', ARG_NONE, opt_version },
 };
@@ -953,6 +963,9 @@ static void print_help(FILE *out)
 "          vmm.shutdown. Use nimbus-remote (Cloud Hypervisor's ch-remote) to drive it.\n"
 "      --event-monitor <path=<PATH>|fd=<FD>|PATH>\n"
 "          Write Cloud Hypervisor's JSON lifecycle events (vm:booted, vm:shutdown, ...).\n"
+"      --seccomp true|false|log|errno\n"
+"          Accepted for Cloud Hypervisor compatibility (Kata passes --seccomp false);\n"
+"          nimbus installs no seccomp filters yet.\n"
 "  -h, --help\n"
 "          Print this help and exit.\n"
 "  -V, --version\n"

@@ -71,5 +71,6 @@ void config_free(struct vm_config *cfg)
     free(cfg->plugin_dir);
     free(cfg->api_socket_path);
     free(cfg->event_monitor_path);
+    free(cfg->seccomp);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -119,6 +119,10 @@ struct vm_config {
     int api_socket_fd;       /* --api-socket fd=, -1 */
     char *event_monitor_path;
     int event_monitor_fd;    /* -1 */
+    /* --seccomp true|false|log|errno: Cloud Hypervisor's option, taken so
+     * that orchestrators' command lines work (Kata passes --seccomp false);
+     * nimbus installs no filters yet (issue 19). */
+    char *seccomp;
 };
 
 void config_init(struct vm_config *cfg);

@@ -733,6 +733,19 @@ static void test_help(void **state)
     config_free(&cfg);
 }
 
+/* Kata starts Cloud Hypervisor as `--api-socket PATH [-v] [--seccomp false]`. */
+static void test_kata_launch_line(void **state)
+{
+    (void)state;
+    struct run r;
+    RUN(&r, "--api-socket", "/tmp/nimbus-test-kata.sock", "-v", "--seccomp", "false");
+    expect_ok(&r);
+    assert_null(r.cfg.kernel);
+    assert_string_equal(r.cfg.api_socket_path, "/tmp/nimbus-test-kata.sock");
+    assert_string_equal(r.cfg.seccomp, "false");
+    done(&r);
+}
+
 static void test_version(void **state)
 {
     static const char *const forms[] = { "--version", "-V" };
@@ -759,6 +772,7 @@ static const struct err_case err_cases[] = {
     { { "--kernel", "@K", "--foo=bar" }, "unknown option '--foo'" },
     { { "--kernel", "@K", "--kern", "@K" }, "unknown option '--kern'" },
     { { "-x" }, "unknown option '-x'" },
+    { { "--kernel", "@K", "--seccomp", "maybe" }, "--seccomp: expected true, false, log or errno, got 'maybe'" },
     { { "-vx" }, "unknown option '-vx'" },
     { { "-" }, "unknown option '-'" },
     { { "--" }, "unknown option '--'" },
@@ -1339,6 +1353,7 @@ int main(void)
         cmocka_unit_test(test_verbosity_logging),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_version),
+        cmocka_unit_test(test_kata_launch_line),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_cmdline_too_long),
         cmocka_unit_test(test_hostile_input),
