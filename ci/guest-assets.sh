@@ -75,8 +75,10 @@ GUEST_MODULES=(
 
 # Host programs copied into the guest initramfs with their shared
 # libraries: ethtool shows virtio-net channels, offloads and per-queue
-# counters (`ethtool -l/-k/-S`), which busybox cannot.
-GUEST_HOST_PROGRAMS=(/usr/sbin/ethtool)
+# counters (`ethtool -l/-k/-S`), which busybox cannot; util-linux's
+# blkdiscard sends real write-zeroes requests (`blkdiscard -z`), which
+# busybox's applet cannot (it replaces the applet's link).
+GUEST_HOST_PROGRAMS=(/usr/sbin/ethtool /usr/sbin/blkdiscard)
 
 # Files whose content defines what gets built (part of the cache key).
 RECIPE_FILES=(
