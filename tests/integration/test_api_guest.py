@@ -15,10 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from framework import api as capi
-from framework.agent import READY_MARKER
 from framework.net import NetNs, open_tap, ping
 from framework.paths import assets, guest_cmdline
 from framework.plugin import require_nimbus
@@ -90,6 +88,7 @@ def test_kata_go_runtime_sequence(vm_factory):
     p = payload(scratch)
     body = fill("kata_go_vm_create.json", **p)
     body["disks"][0]["readonly"] = False  # the test writes to it
+    body["console"] = {"mode": "Pty"}  # so vm.reboot's pty can be checked (libvirt's mode)
     assert a.put("vm.create", body).status == 204
     assert a.state() == "Created"
     fd = tap_in(ns, "kgo0")
@@ -145,9 +144,12 @@ def test_kata_go_runtime_sequence(vm_factory):
     assert time.monotonic() - t0 < 60
 
     pid = vm.proc.pid
+    pty = a.get("vm.info").json["config"]["console"]["file"]
+    assert pty.startswith("/dev/pts/"), pty
     assert a.put("vm.reboot").status == 204
     vm.wait_ready(BOOT_TIMEOUT, after_reset=True)
     assert vm.proc.pid == pid
+    assert a.get("vm.info").json["config"]["console"]["file"] == pty
     out = vm.check_output(f"dd if=/dev/{dev} bs=512 skip=2048 count=1 2>/dev/null | head -c 20")
     assert out == "nimbus-reboot-marker", out
     guest_net_up(vm, MAC, GUEST_IP)  # the same tap, kept across the reboot
@@ -197,22 +199,9 @@ def test_libvirt_sequence_and_guest_reboot(vm_factory):
     (vm:rebooted, same pty path), vm.shutdown then vmm.shutdown."""
     scratch = vm_factory.scratch_dir()
     ns = NetNs()
-    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    lsock.bind(str(scratch / "lv.sock"))
-    lsock.listen(1)
-    fifo = scratch / "events.fifo"
-    os.mkfifo(fifo)
-    fd = lsock.fileno()
-    vm = vm_factory.spawn([str(require_nimbus()), "--api-socket", f"fd={fd}",
-                           "--event-monitor", f"path={fifo}"], name="libvirt", pass_fds=[fd])
+    lv = capi.LibvirtLaunch(vm_factory.spawn, require_nimbus(), scratch)
+    vm, path, a = lv.vm, lv.path, lv.api
     vm.add_cleanup(ns.close)
-    lsock.close()
-    events_text = []
-    reader = threading.Thread(target=lambda: events_text.append(open(fifo).read()), daemon=True)
-    reader.start()
-    path = scratch / "lv.sock"
-    capi.wait_socket(path, alive=vm.alive)
-    a = capi.Api(path)
 
     body = fill("libvirt_vm_create.json", **payload(scratch))
     with capi.connect(path) as s:
@@ -255,11 +244,18 @@ def test_libvirt_sequence_and_guest_reboot(vm_factory):
     finally:
         os.close(pfd)
 
+    # The guest's own reboot keeps the disk's data and the pty (vm.reboot: the Kata test).
+    dev = vm.check_output("for b in /sys/block/vd*; do echo ${b##*/}; done").split()[0]
+    marker = "marker-before-guest-reboot"
+    vm.check_output(f"echo {marker} | dd of=/dev/{dev} bs=512 seek=4096 conv=fsync 2>/dev/null")
     vm.send("reboot -f\n")
     vm.wait_ready(BOOT_TIMEOUT, after_reset=True)
     info = a.get("vm.info").json
     assert info["state"] == "Running"
     assert info["config"]["console"]["file"] == pty, "the pty changed across the reboot"
+    got = vm.check_output(f"dd if=/dev/{dev} bs=512 skip=4096 count=1 2>/dev/null | "
+                          f"head -c {len(marker)}")
+    assert got == marker, got
 
     assert a.put("vm.shutdown").status == 204
     assert a.state() == "Shutdown"
@@ -267,8 +263,7 @@ def test_libvirt_sequence_and_guest_reboot(vm_factory):
     assert a.get("vm.counters").status == 409
     assert a.put("vmm.shutdown").status == 204
     assert vm.wait_exit(60) == 0
-    reader.join(10)
-    events = [json.loads(c) for c in events_text[0].split("\n\n") if c.strip()]
+    events = lv.events()
     ev = capi.event_names(events)
     assert ev[0] == "vmm:starting" and ev[-1] == "vmm:shutdown", ev
     assert ev.index("vm:booted") < ev.index("vm:rebooting") < ev.index("vm:rebooted") \

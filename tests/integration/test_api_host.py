@@ -20,7 +20,6 @@ import pytest
 from framework import api as capi
 from framework.net import NetNs, open_tap
 from framework.plugin import require_nimbus
-from framework.vm import wait_until
 
 pytestmark = pytest.mark.host
 
@@ -352,24 +351,10 @@ def test_sigterm_ends_the_server(server):
 def test_libvirt_passes_a_listening_socket_and_a_fifo(vm_factory, scratch):
     """libvirt: socket made and listening in the parent, --api-socket fd=N,
     events on a FIFO it reads (opened after the exec)."""
-    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    lsock.bind(str(scratch / "lv.sock"))
-    lsock.listen(1)
-    fifo = scratch / "events.fifo"
-    os.mkfifo(fifo)
-    fd = lsock.fileno()
-    vm = vm_factory.spawn([str(require_nimbus()), "--api-socket", f"fd={fd}",
-                           "--event-monitor", f"path={fifo}"], name="lv", pass_fds=[fd])
-    lsock.close()
-    got = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
-    reader.start()
-    capi.wait_socket(scratch / "lv.sock", alive=vm.alive)
-    a = capi.Api(scratch / "lv.sock")
-    assert a.put("vmm.shutdown").status == 204
-    assert vm.wait_exit(10) == 0
-    reader.join(10)
-    events = [json.loads(c) for c in got[0].split("\n\n") if c.strip()]
+    lv = capi.LibvirtLaunch(vm_factory.spawn, require_nimbus(), scratch)
+    assert lv.api.put("vmm.shutdown").status == 204
+    assert lv.vm.wait_exit(10) == 0
+    events = lv.events()
     assert capi.event_names(events) == ["vmm:starting", "vmm:shutdown"]
     assert all(set(e) == {"timestamp", "source", "event", "properties"} for e in events)
 

@@ -19,10 +19,11 @@ import json
 import os
 import select
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 PREFIX = "/api/v1/"
 
@@ -226,3 +227,35 @@ def read_events(path: Path) -> List[dict]:
 
 def event_names(events: List[dict]) -> List[str]:
     return [f"{e['source']}:{e['event']}" for e in events]
+
+
+class LibvirtLaunch:
+    """Start a VMM the way libvirt's ch driver does: it makes, binds and
+    listens on the API socket itself and passes it as --api-socket fd=N,
+    and reads events from a FIFO it opens after the exec (both opens
+    block until the other side comes). `spawn(argv, pass_fds, name)` starts
+    the process (a VmFactory's spawn). After wait(), `api` is ready;
+    events() returns what the FIFO carried once the VMM has exited."""
+
+    def __init__(self, spawn, binary: Path, scratch: Path, name: str = "libvirt"):
+        self.path = Path(scratch) / "lv.sock"
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lsock.bind(str(self.path))
+        lsock.listen(1)
+        fifo = Path(scratch) / "events.fifo"
+        os.mkfifo(fifo)
+        fd = lsock.fileno()
+        self.vm = spawn([str(binary), "--api-socket", f"fd={fd}", "--event-monitor",
+                         f"path={fifo}"], name=name, pass_fds=[fd])
+        lsock.close()  # the VMM has its copy, as after libvirt's exec
+        self._text: List[str] = []
+        self._reader = threading.Thread(target=lambda: self._text.append(open(fifo).read()),
+                                        daemon=True)
+        self._reader.start()
+        wait_socket(self.path, alive=self.vm.alive)
+        self.api = Api(self.path)
+
+    def events(self, timeout: float = 10.0) -> List[dict]:
+        self._reader.join(timeout)
+        text = self._text[0] if self._text else ""
+        return [json.loads(c) for c in text.split("\n\n") if c.strip()]
