@@ -227,9 +227,7 @@ static void *vcpu_thread(void *arg)
 
     int first = 1;
     while (!vm_should_stop(vm)) {
-        if (v->kicked) {
-            v->kicked = 0;
-            v->run->immediate_exit = 0;
+        if (__atomic_exchange_n(&v->kicked, 0, __ATOMIC_SEQ_CST)) {
             vm_vcpu_park(vm);
             continue;
         }
@@ -239,8 +237,20 @@ static void *vcpu_thread(void *arg)
         }
         int r = ioctl(v->fd, KVM_RUN, 0);
         if (r < 0) {
-            if (errno == EINTR || errno == EAGAIN)
+            if (errno == EINTR || errno == EAGAIN) {
+                /*
+                 * Cleared after every interrupted run, never when taking a
+                 * kick: a kicker stores `kicked` and then immediate_exit, so
+                 * clearing both when seeing `kicked` could drop the second
+                 * store's effect the wrong way round and leave
+                 * immediate_exit set for good, every later KVM_RUN failing
+                 * with EINTR: a guest that never runs again after vm.resume.
+                 * A stale flag now costs one extra EINTR; the kick itself is
+                 * never lost, because `kicked` is read after this.
+                 */
+                __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
                 continue;
+            }
             log_error("vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
             vm_request_exit(vm, VM_EXIT_ERROR, 0);
             break;
@@ -307,7 +317,7 @@ void vcpu_kick(struct vcpu *v)
 {
     if (!v->started)
         return;
-    v->kicked = 1;
+    __atomic_store_n(&v->kicked, 1, __ATOMIC_SEQ_CST);
     __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
     pthread_kill(v->thread, SIG_KICK);
 }

@@ -20,7 +20,7 @@ struct vcpu {
     size_t run_size;
     pthread_t thread;
     int started;
-    volatile int kicked;
+    int kicked; /* a pause request; atomic: set by other threads */
 };
 
 /* Create the vCPU fd, map kvm_run, set CPUID, MSRs, FPU and LAPIC. */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -145,6 +146,9 @@ static void start_server(struct server *s)
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
+        /* A failed assertion leaves no cleanup behind: the server must not
+         * outlive the test (nor hold ctest's output pipe open). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int devnull = open("/dev/null", O_RDWR);
         dup2(devnull, 0);
         dup2(devnull, 1);
@@ -248,11 +252,62 @@ static void test_lifecycle_through_the_api(void **state)
     cleanup(&s);
 }
 
+static long file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+/*
+ * Regression: vm.resume must let the guest run again, every time.  A kick
+ * taken between its two stores (kicked, then immediate_exit) once left
+ * immediate_exit set for good: every later KVM_RUN failed with EINTR and
+ * the guest never ran again (seen as a frozen guest after Kata's
+ * pause/resume).  The guest prints dots forever ('l'); after each resume
+ * its output must grow again.  The PIO exit per dot keeps the vCPU
+ * leaving KVM_RUN, which is where a kick can land between the stores.
+ */
+static void test_guest_runs_after_every_resume(void **state)
+{
+    (void)state;
+    if (access("/dev/kvm", R_OK | W_OK) != 0) {
+        print_message("no usable /dev/kvm: skipped\n");
+        skip();
+    }
+    struct server s;
+    start_server(&s);
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "{\"payload\":{\"kernel\":\"%s\",\"cmdline\":\"l\"},"
+             "\"cpus\":{\"boot_vcpus\":2,\"max_vcpus\":2},\"memory\":{\"size\":67108864},"
+             "\"serial\":{\"mode\":\"File\",\"file\":\"%s\"},\"console\":{\"mode\":\"Off\"}}",
+             NIMBUS_TEST_TINY_GUEST, s.serial);
+    expect(&s, "PUT", "vm.create", cfg, 204);
+    expect(&s, "PUT", "vm.boot", NULL, 204);
+    wait_count(s.serial, "tiny guest: cmdline=l", 1);
+    for (int i = 0; i < 20; i++) {
+        expect(&s, "PUT", "vm.pause", NULL, 204);
+        expect(&s, "PUT", "vm.resume", NULL, 204);
+        long before = file_size(s.serial);
+        int waited = 0;
+        while (file_size(s.serial) <= before && waited < 10000) {
+            sleep_ms(5);
+            waited += 5;
+        }
+        if (file_size(s.serial) <= before)
+            fail_msg("resume %d: the guest printed nothing for 10 s", i + 1);
+    }
+    expect(&s, "PUT", "vmm.shutdown", NULL, 204);
+    assert_int_equal(wait_exit(&s), 0);
+    cleanup(&s);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lifecycle_through_the_api),
+        cmocka_unit_test(test_guest_runs_after_every_resume),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

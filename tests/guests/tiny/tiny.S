@@ -7,7 +7,9 @@
  *   'r' reset through the i8042 (0xfe to port 0x64),
  *   'b' jump to the reset vector stub nimbus puts at 0xffff0 (its bytes
  *       mean the same in 32-bit mode), 't' triple fault,
- *   'h' halt forever (timeout tests), 'u' a ud2.
+ *   'h' halt forever (timeout tests), 'u' a ud2,
+ *   'l' print '.' forever, one every ~2^20 loop turns: a guest whose progress
+ *       a test can watch (pause/resume).
  */
     .section .note.Xen, "a"
     .p2align 2
@@ -55,6 +57,8 @@ _start:
     je      halt
     cmp     $'u', %al
     je      undefined
+    cmp     $'l', %al
+    je      ticks
 poweroff:
     mov     $0x600, %dx
     movb    $0x34, %al              /* SLP_TYP=5 (S5) << 2 | SLP_EN */
@@ -73,6 +77,14 @@ triple:
     int     $3
 undefined:
     ud2
+ticks:
+    mov     $0x3f8, %dx
+5:  movb    $'.', %al
+    outb    %al, %dx
+    mov     $0x100000, %ecx
+6:  dec     %ecx
+    jnz     6b
+    jmp     5b
 halt:
     hlt
     jmp     halt
