@@ -31,6 +31,7 @@ struct cli_state {
     FILE *out;
     char *err;
     size_t errlen;
+    int list_plugins; /* --device help was given */
 };
 
 enum opt_arg {
@@ -800,6 +801,10 @@ static enum cli_result opt_device(struct cli_state *st, const char *ctx, const c
         return fail(st, ctx, "too many devices (at most %d), at '%s'", CONFIG_MAX_DEVICES,
                     val);
 
+    if (strcmp(val, "help") == 0) {
+        st->list_plugins = 1; /* after the loop: --plugin-dir may come later */
+        return CLI_OK;
+    }
     /* No spec: every key but plugin= belongs to the plugin. */
     struct cli_err e = errsink(st, ctx);
     struct cli_opts o;
@@ -949,7 +954,8 @@ static void print_help(FILE *out)
 "          Enable virtio-rng. [default: src=%s]\n"
 "      --device plugin=<path_or_name>[,<key>=<value>...] [multiple]\n"
 "          Load a device plugin (at most %d); every sub-option except plugin=\n"
-"          is passed to the plugin verbatim.\n"
+"          is passed to the plugin verbatim. '--device help' lists the plugins\n"
+"          found (name, version, ABI, options) and exits.\n"
 "  -v...\n"
 "          More log output: -v info, -vv debug, -vvv trace. [default: warnings]\n"
 "      --log-file <PATH>\n"
@@ -1105,6 +1111,8 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *cfg,
         if (r != CLI_OK)
             return r;
     }
+    if (st.list_plugins)
+        return CLI_LIST_PLUGINS;
     if (!cfg->kernel && (cfg->api_socket_path || cfg->api_socket_fd >= 0)) {
         /* An API server waiting for vm.create; VM options need a payload (CH). */
         if (cfg->initramfs || cfg->cmdline || cfg->ndisks || cfg->nnets || cfg->ndevices ||

@@ -12,6 +12,7 @@ enum cli_result {
     CLI_OK = 0,      /* cfg filled; boot the VM */
     CLI_EXIT_OK = 1, /* --help / --version printed to `out`; exit 0 */
     CLI_ERROR = -1,  /* err holds a message naming the bad token; exit 2 */
+    CLI_LIST_PLUGINS = 2, /* --device help: list plugins (plugin_list.h); exit 0 */
 };
 
 /*

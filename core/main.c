@@ -7,6 +7,8 @@
 
 #include "cli.h"
 #include "config.h"
+#include "device.h"
+#include "plugin_list.h"
 #include "log.h"
 #include "vcpu.h"
 #include "vmm/vmm.h"
@@ -18,6 +20,14 @@ int main(int argc, char **argv)
     char err[1024] = "";
     enum cli_result cr = cli_parse(argc, argv, &cfg, stdout, err, sizeof(err));
     if (cr == CLI_EXIT_OK) {
+        config_free(&cfg);
+        return 0;
+    }
+    if (cr == CLI_LIST_PLUGINS) {
+        char storage[4][4096];
+        const char *dirs[5];
+        plugin_default_dirs(cfg.plugin_dir, storage, dirs);
+        plugin_list(stdout, dirs);
         config_free(&cfg);
         return 0;
     }

@@ -623,6 +623,26 @@ static void test_devices(void **state)
     done(&r);
 }
 
+/* --device help lists plugins: no --kernel needed, and a --plugin-dir that
+ * comes after it still counts. */
+static void test_device_help(void **state)
+{
+    struct run r;
+    RUN(&r, "--device", "help", "--plugin-dir", "/opt/plugins");
+    assert_int_equal(r.rc, CLI_LIST_PLUGINS);
+    assert_string_equal(r.cfg.plugin_dir, "/opt/plugins");
+    assert_int_equal(r.cfg.ndevices, 0);
+    done(&r);
+    /* Only the whole value "help": a plugin called help-me is a plugin. */
+    RUN(&r, "--kernel", "@K", "--device", "plugin=help-me");
+    expect_ok(&r);
+    done(&r);
+    /* A bad token after it is still reported. */
+    RUN(&r, "--device", "help", "--cpus", "boot=0");
+    assert_int_equal(r.rc, CLI_ERROR);
+    done(&r);
+}
+
 static void test_device_limit(void **state)
 {
     char *argv[CONFIG_MAX_DEVICES + 6];
@@ -1349,6 +1369,7 @@ int main(void)
         cmocka_unit_test(test_net_limit),
         cmocka_unit_test(test_rng),
         cmocka_unit_test(test_devices),
+        cmocka_unit_test(test_device_help),
         cmocka_unit_test(test_device_limit),
         cmocka_unit_test(test_verbosity_logging),
         cmocka_unit_test(test_help),
