@@ -64,8 +64,9 @@ int pt_resolve(const char *name, char *out, size_t outlen)
     char *slash = strrchr(exe, '/');
     if (slash)
         *slash = '\0';
+    /* The last: an out-of-tree plugin's build folder holds its harness. */
     if (try_path(out, outlen, exe, "/plugins", name) ||
-        try_path(out, outlen, exe, "/../plugins", name))
+        try_path(out, outlen, exe, "/../plugins", name) || try_path(out, outlen, exe, "", name))
         return 0;
     return -1;
 }
@@ -139,7 +140,7 @@ void pt_init(struct plugin_target *t, const char *baked_name, uint64_t ram_size)
         setup_fail("set NIMBUS_FUZZ_PLUGIN to a plugin name or .so path");
     if (pt_resolve(name, t->path, sizeof(t->path)) < 0)
         setup_fail("plugin '%s' not found (searched $NIMBUS_FUZZ_PLUGIN_DIR, "
-                   "<exe>/plugins, <exe>/../plugins)", name);
+                   "<exe>/plugins, <exe>/../plugins, <exe>)", name);
     t->p = fake_host_load_plugin(t->path, err, sizeof(err));
     if (t->p == NULL)
         setup_fail("%s", err);

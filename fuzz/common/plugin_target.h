@@ -43,7 +43,8 @@ void pt_init(struct plugin_target *t, const char *baked_name, uint64_t ram_size)
 /*
  * `name` as given, if it contains '/'; else <name>.so searched in
  * $NIMBUS_FUZZ_PLUGIN_DIR, <exe dir>/plugins (test-only plugins) and
- * <exe dir>/../plugins (the build tree's plugin dir).  0 or -1.
+ * <exe dir>/../plugins (the build tree's plugin dir) and <exe dir> (an
+ * out-of-tree plugin's build folder).  0 or -1.
  */
 int pt_resolve(const char *name, char *out, size_t outlen);
 

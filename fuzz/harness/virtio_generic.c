@@ -1,12 +1,14 @@
 /*
- * fuzz_virtio_<name> / fuzz_virtio_generic: any virtio device plugin behind
- * the fake host's virtio transport, driven by a hostile guest driver.  The
- * plugin is NIMBUS_FUZZ_DEFAULT_PLUGIN (baked in) or $NIMBUS_FUZZ_PLUGIN.
- * Options: $NIMBUS_FUZZ_OPTIONS, else a per-plugin default (virtio_blk gets
+ * The hostile virtio driver behind fuzz_virtio_<name>, fuzz_virtio_generic
+ * and out-of-tree plugins' harnesses (nimbus/fuzz_virtio.h; installed as
+ * libnimbus-fuzz-virtio.a): any virtio device plugin behind the fake host's
+ * virtio transport.  The plugin is the one the harness names, else
+ * $NIMBUS_FUZZ_PLUGIN.  Options: $NIMBUS_FUZZ_OPTIONS, else a per-plugin
+ * default (virtio_blk gets
  * a 1 MiB temporary image, virtio_rng a temporary entropy file; both are
  * created with mkstemp in /dev/shm (else /tmp) and removed at exit;
  * virtio_net gets two queue pairs on socketpairs whose other ends the
- * harness feeds from the input, op 11).
+ * harness feeds from the input, op 11), else the harness's own.
  *
  * Input: u64 features (masked to what is offered; VERSION_1 is forced), u8
  * queue size (1 << (v % 7), capped at the device maximum), then ops (first
@@ -34,11 +36,9 @@
 #include <nimbus/virtio_util.h>
 
 #include "fuzz_target.h"
+#include <nimbus/fuzz_virtio.h>
 #include "plugin_target.h"
 
-#ifndef NIMBUS_FUZZ_DEFAULT_PLUGIN
-#define NIMBUS_FUZZ_DEFAULT_PLUGIN NULL
-#endif
 
 #define VG_RAM (512u << 10)
 #define VG_MAX_OPS 1024u
@@ -189,15 +189,22 @@ static const char *default_options(const char *name)
     return opts;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+int nimbus_fuzz_virtio_init(int *argc, char ***argv, const char *plugin, const char *options)
 {
-    const char *opts = default_options(pt_plugin_name(NIMBUS_FUZZ_DEFAULT_PLUGIN));
+    (void)argc;
+    (void)argv;
+    const char *opts = default_options(pt_plugin_name(plugin));
+    if (!opts && options && !getenv("NIMBUS_FUZZ_OPTIONS")) {
+        static char given[512];
+        snprintf(given, sizeof(given), "%s", options);
+        opts = given;
+    }
     /* pt_init takes its options from the environment; the variable must not
      * outlive it, or the child processes of libFuzzer's -fork/-merge would
      * all open (and find locked) this process's temporary image. */
     if (opts)
         setenv("NIMBUS_FUZZ_OPTIONS", opts, 1);
-    pt_init(&t, NIMBUS_FUZZ_DEFAULT_PLUGIN, VG_RAM);
+    pt_init(&t, plugin, VG_RAM);
     if (opts) {
         t.options = opts;
         unsetenv("NIMBUS_FUZZ_OPTIONS");
@@ -566,7 +573,7 @@ static void run_ops(struct fuzz_in *in, uint64_t features)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int nimbus_fuzz_virtio_one(const uint8_t *data, size_t size)
 {
     struct fuzz_in in = {data, size};
     pt_begin(&t); /* host back to "attached", RAM cleared, device reset */
