@@ -11,6 +11,7 @@
 #include "acpi/acpi.h"
 #include "acpi/ged.h"
 #include "boot/boot.h"
+#include "device_acpi.h"
 #include "layout.h"
 #include "log.h"
 #include "vcpu.h"
@@ -181,7 +182,8 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 
     /* Legacy platform devices, each a plugin. */
     char opts[128];
-    struct acpi_legacy_dev adevs[4];
+    struct acpi_legacy_dev adevs[2 + CONFIG_MAX_DEVICES];
+    struct device_acpi dacpi[CONFIG_MAX_DEVICES];
     unsigned nadevs = 0;
     if (cfg->serial.mode != CHR_OFF) {
         vm->serial = chr_open_named(&cfg->serial, "serial port", vm->el, err, errlen);
@@ -201,10 +203,21 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
         return -1;
     adevs[nadevs++] =
         (struct acpi_legacy_dev){"PNP0B00", "RTC_", LAYOUT_RTC_PORT, 2, LAYOUT_RTC_IRQ};
-    for (uint32_t i = 0; i < cfg->ndevices; i++)
+    for (uint32_t i = 0; i < cfg->ndevices; i++) {
         if (vm_add_device(vm, cfg->devices[i].plugin, cfg->devices[i].options, NULL, err,
-                       errlen) < 0)
+                          errlen) < 0)
             return -1;
+        /* A legacy device from a plugin describes itself (ABI minor 4). */
+        struct device_acpi *da = &dacpi[i];
+        int has_node = device_acpi_node(vm->devices, da, err, errlen);
+        if (has_node < 0)
+            return -1;
+        if (has_node > 0) {
+            snprintf(da->name, sizeof(da->name), "DV%02X", i & 0xffu);
+            adevs[nadevs++] =
+                (struct acpi_legacy_dev){da->hid, da->name, da->port, da->port_len, da->irq};
+        }
+    }
     if (vm_add_virtio_devices(vm, err, errlen) < 0)
         return -1;
     if (bus_add(&vm->pio, LAYOUT_PORT_ACPI_SLEEP, 1, sleep_reg_io, vm, 0) < 0) {

@@ -2,6 +2,7 @@
 #ifndef NIMBUS_ACPI_H
 #define NIMBUS_ACPI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,9 @@ struct acpi_legacy_dev {
     uint16_t port, port_len;
     uint8_t irq;       /* ISA IRQ, 0xff = none */
 };
+
+/* A _HID the DSDT can carry: an EISA id ("PNP0501") or an ACPI id ("ACPI0010"). */
+bool acpi_hid_valid(const char *hid);
 
 struct pci_windows; /* pci/pci.h */
 

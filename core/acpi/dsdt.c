@@ -43,6 +43,11 @@ static bool acpi_id_valid(const char *id)
     return true;
 }
 
+bool acpi_hid_valid(const char *hid)
+{
+    return hid && (aml_eisaid_value(hid, NULL) || acpi_id_valid(hid));
+}
+
 static void emit_hid(struct aml *a, const char *hid)
 {
     aml_name(a, "_HID");

@@ -213,6 +213,16 @@ static int uart_state_restore(void *dev, const void *buf, uint64_t len)
     return 0;
 }
 
+/* A UART loaded with --device (COM2 at 0x2f8, say) is found by the guest's
+ * PNP serial driver through this node, as COM1 is through the core's. */
+static int uart_acpi_node(void *dev, nimbus_acpi_node *node)
+{
+    struct uart *u = dev;
+    node->hid = "PNP0501";
+    node->irq = u->gsi;
+    return 0;
+}
+
 static const nimbus_device_ops uart_ops = {
     .struct_size = sizeof(nimbus_device_ops),
     .create = uart_create,
@@ -224,6 +234,7 @@ static const nimbus_device_ops uart_ops = {
     .chr_input = uart_chr_input,
     .state_save = uart_state_save,
     .state_restore = uart_state_restore,
+    .acpi_node = uart_acpi_node,
 };
 
 NIMBUS_PLUGIN_DECLARE("uart16550", "1.0",

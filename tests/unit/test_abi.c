@@ -108,6 +108,9 @@ static void test_frozen_layout(void **state)
     assert_int_equal(offsetof(nimbus_device_ops, virtio_info), 96);     /* minor 1 */
     assert_int_equal(offsetof(nimbus_device_ops, virtio_queue_notify), 128);
     assert_int_equal(offsetof(nimbus_device_ops, counters), 136);       /* minor 3 */
+    assert_int_equal(offsetof(nimbus_device_ops, acpi_node), 144);      /* minor 4 */
+    assert_int_equal(offsetof(nimbus_acpi_node, hid), 8);
+    assert_int_equal(sizeof(nimbus_acpi_node), 16);
     assert_int_equal(offsetof(nimbus_host_api, log), 8);
     assert_int_equal(offsetof(nimbus_host_api, gpa_read), 16);
     assert_int_equal(offsetof(nimbus_host_api, irq_set_level), 40);

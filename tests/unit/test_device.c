@@ -1,4 +1,5 @@
 /* The device layer: real plugins mapped on a bus, shared GSIs, conflicts. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include "device.h"
+#include "device_acpi.h"
 
 struct irq_log {
     int level[24];
@@ -135,6 +137,105 @@ static void test_unclaimed_port_not_dispatched(void **state)
     assert_int_not_equal(bus_access(&f->pio, 0x3f8, &v, 1, 0), 0);
 }
 
+/* ---- ACPI nodes of --device plugins (ABI minor 4) ---- */
+
+static void test_uart_describes_its_acpi_node(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    struct device *d = device_create(f->uart, "iobase=0x2f8,irq=3", &f->env, NULL, err,
+                                     sizeof(err));
+    assert_non_null(d);
+    struct device_acpi a;
+    assert_int_equal(device_acpi_node(d, &a, err, sizeof(err)), 1);
+    assert_string_equal(a.hid, "PNP0501");
+    assert_int_equal(a.port, 0x2f8);
+    assert_int_equal(a.port_len, 8);
+    assert_int_equal(a.irq, 3);
+    device_destroy(d);
+}
+
+/* A plugin whose acpi_node answers what the test asks for. */
+static const char *fake_hid;
+static uint32_t fake_irq;
+static int fake_rc;
+static uint32_t fake_kind = NIMBUS_REGION_PIO;
+static uint64_t fake_size = 4;
+
+static int fake_create(const nimbus_host_api *h, void *hctx, const char *o, void **dev,
+                       nimbus_region *r, uint32_t *n, char *err, uint32_t errlen)
+{
+    static int instance;
+    *dev = &instance;
+    uint64_t base = fake_kind == NIMBUS_REGION_PIO ? 0x500 : 0xfe000000u;
+    r[0] = (nimbus_region){.kind = fake_kind, .base = base, .size = fake_size};
+    *n = 1;
+    return 0;
+}
+static void fake_nop(void *dev) {}
+static int fake_io(void *d, uint32_t r, uint64_t o, void *data, uint32_t l) { return 0; }
+static int fake_iow(void *d, uint32_t r, uint64_t o, const void *data, uint32_t l) { return 0; }
+static int fake_node(void *dev, nimbus_acpi_node *node)
+{
+    assert_int_equal(node->struct_size, sizeof(*node));
+    node->hid = fake_hid;
+    node->irq = fake_irq;
+    return fake_rc;
+}
+static const nimbus_device_ops fake_ops = {
+    .struct_size = sizeof(nimbus_device_ops), .create = fake_create, .destroy = fake_nop,
+    .reset = fake_nop, .io_read = fake_io, .io_write = fake_iow, .acpi_node = fake_node};
+static const nimbus_plugin fake_plugin = {NIMBUS_ABI_MAJOR, NIMBUS_ABI_MINOR,
+                                          sizeof(nimbus_plugin), 0, "fakeacpi", "1", "", "",
+                                          &fake_ops};
+
+/* Returns device_acpi_node's answer; err gets its message. */
+static int fake_node_answer(struct fixture *f, const char *hid, uint32_t irq, int rc,
+                            struct device_acpi *a, char *err, size_t errlen)
+{
+    fake_hid = hid;
+    fake_irq = irq;
+    fake_rc = rc;
+    struct device *d = device_create(&fake_plugin, "", &f->env, NULL, err, errlen);
+    if (!d)
+        fail_msg("%s", err);
+    int r = device_acpi_node(d, a, err, errlen);
+    device_destroy(d);
+    return r;
+}
+
+static void test_hostile_acpi_nodes_refused(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    struct device_acpi a;
+    assert_int_equal(fake_node_answer(f, "ABCD0001", NIMBUS_ACPI_NO_IRQ, 0, &a, err, sizeof(err)),
+                     1);
+    assert_int_equal(a.irq, 0xff);
+    assert_int_equal(a.port, 0x500);
+    assert_int_equal(fake_node_answer(f, NULL, 3, -ENOENT, &a, err, sizeof(err)), 0);
+    static const char *bad_hids[] = {NULL, "", "pnp0501", "PNP0501Z", "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                                     "AB\"D0001"};
+    for (size_t i = 0; i < sizeof(bad_hids) / sizeof(bad_hids[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(fake_node_answer(f, bad_hids[i], 3, 0, &a, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "fakeacpi"));
+        assert_non_null(strstr(err, "hardware ID"));
+    }
+    assert_int_equal(fake_node_answer(f, "PNP0501", 24, 0, &a, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "IRQ 24"));
+    assert_int_equal(fake_node_answer(f, "PNP0501", 3, -EIO, &a, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "acpi_node failed"));
+    /* The ports come from what the device decodes, and must be describable. */
+    fake_kind = NIMBUS_REGION_MMIO;
+    assert_int_equal(fake_node_answer(f, "PNP0501", 3, 0, &a, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "port-I/O region"));
+    fake_kind = NIMBUS_REGION_PIO;
+    fake_size = 256;
+    assert_int_equal(fake_node_answer(f, "PNP0501", 3, 0, &a, err, sizeof(err)), -1);
+    fake_size = 4;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +243,8 @@ int main(void)
         cmocka_unit_test(test_port_conflict_named),
         cmocka_unit_test(test_bad_options_reported),
         cmocka_unit_test(test_unclaimed_port_not_dispatched),
+        cmocka_unit_test(test_uart_describes_its_acpi_node),
+        cmocka_unit_test(test_hostile_acpi_nodes_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -78,7 +78,7 @@ extern "C" {
 #endif
 
 #define NIMBUS_ABI_MAJOR 1
-#define NIMBUS_ABI_MINOR 3
+#define NIMBUS_ABI_MINOR 4
 #define NIMBUS_PLUGIN_SYMBOL "nimbus_plugin_v1"
 
 /* True when a table written with `struct_size` contains `member`. */
@@ -122,6 +122,9 @@ extern "C" {
  * [a-z0-9_]; the host drops any other. */
 #define NIMBUS_COUNTER_NAME_MAX 31u
 
+/* ACPI nodes (minor 4): no interrupt in the node's _CRS. */
+#define NIMBUS_ACPI_NO_IRQ 0xffffffffu
+
 /* At most this many regions per device instance. */
 #define NIMBUS_MAX_REGIONS 8u
 
@@ -150,6 +153,20 @@ typedef struct nimbus_vq_buf {
     uint32_t len;
     uint32_t flags; /* NIMBUS_VQ_BUF_WRITE: device-writable (guest reads it) */
 } nimbus_vq_buf;
+
+/*
+ * How the guest's firmware tables describe a legacy device (minor 4): the
+ * core adds a Device() to the DSDT with this _HID, a _UID numbering devices
+ * of the same _HID, and a _CRS holding the device's first port-I/O region
+ * (at most 255 ports) and `irq`.  Guests bind drivers to legacy devices by
+ * these nodes (Linux: the PNP bus; 8250_pnp for "PNP0501").
+ */
+typedef struct nimbus_acpi_node {
+    uint32_t struct_size; /* sizeof as compiled into the plugin */
+    uint32_t irq;         /* ISA IRQ / GSI 0..23, or NIMBUS_ACPI_NO_IRQ */
+    const char *hid;      /* an EISA id "PNP0501" or an ACPI id "ABCD0001"; the plugin's
+                             string, read before acpi_node's caller returns */
+} nimbus_acpi_node;
 
 /*
  * What a virtio device is, reported once by ops->virtio_info after create.
@@ -374,6 +391,17 @@ typedef struct nimbus_device_ops {
      */
     int (*counters)(void *dev, void (*emit)(void *ctx, const char *name, uint64_t value),
                     void *ctx);
+
+    /* ---- minor 4 ---- */
+    /*
+     * A legacy device's ACPI node (optional; see nimbus_acpi_node).  Called
+     * once after create, on the VMM thread, for devices loaded with --device
+     * (the core describes the platform devices it places itself).  The host
+     * zeroes *node and sets struct_size; fill hid and irq and return 0, or
+     * -ENOENT for no node.  Anything else, or a node the host cannot
+     * describe, fails the VM's creation with a message naming the plugin.
+     */
+    int (*acpi_node)(void *dev, nimbus_acpi_node *node);
 
     /* Append new ops here (minor bump). */
 } nimbus_device_ops;
