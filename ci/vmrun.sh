@@ -36,7 +36,11 @@
 #                                             ones from the asset directory
 #   NIMBUS_VMRUN_QEMU      QEMU binary (default qemu-system-x86_64)
 #   NIMBUS_VMRUN_LOG       always save the L1 console log to this file
-#   NIMBUS_VMRUN_APPEND    extra L1 kernel command-line parameters
+#   NIMBUS_VMRUN_APPEND    extra L1 kernel command-line parameters; among them
+#                          vmrun.kvm_amd=OPT=V[,OPT=V] loads kvm_amd with those
+#                          options (e.g. vmrun.kvm_amd=npt=0: shadow paging in
+#                          L1, to tell TCG's nested-paging emulation apart from
+#                          a nimbus bug when an L2 guest misbehaves)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

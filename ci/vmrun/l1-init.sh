@@ -22,6 +22,15 @@ die() {
     poweroff -f
 }
 
+# kvm_amd parameters from the kernel command line (vmrun.kvm_amd=a=1,b=2):
+# insmod, unlike modprobe, does not read kvm_amd.* from it.
+KVM_AMD_OPTS=
+for arg in $(cat /proc/cmdline); do
+    case $arg in
+    vmrun.kvm_amd=*) KVM_AMD_OPTS=$(echo "${arg#vmrun.kvm_amd=}" | tr , ' ') ;;
+    esac
+done
+
 log "loading modules"
 while read -r mod; do
     # Only one KVM vendor module can work; skip the other once one is in.
@@ -31,7 +40,10 @@ while read -r mod; do
     esac
     # A vendor module fails on the other vendor's CPU; that is expected, so
     # failures are only logged.
-    insmod "/lib/modules/$mod" 2>/dev/null || log "insmod $mod failed (ignored)"
+    opts=
+    [ "$mod" = kvm_amd.ko ] && opts=$KVM_AMD_OPTS
+    # shellcheck disable=SC2086 # opts are separate words
+    insmod "/lib/modules/$mod" $opts 2>/dev/null || log "insmod $mod failed (ignored)"
 done </lib/modules/load.order
 
 # Option values are given by ci/vmrun.sh on the kernel command line.
