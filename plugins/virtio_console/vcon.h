@@ -51,6 +51,8 @@ struct vcon {
 
 /* Move as much guest output to the backend as it takes now. */
 void vcon_tx_run(struct vcon *v);
+/* Have the event loop run vcon_tx_run soon (the transmit timer). */
+void vcon_tx_schedule(struct vcon *v);
 /* Backend input into receive buffers; returns the bytes taken. */
 uint64_t vcon_rx_input(struct vcon *v, const uint8_t *buf, uint64_t len);
 /* The driver added receive buffers. */

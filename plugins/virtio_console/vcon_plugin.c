@@ -165,7 +165,10 @@ static int vcon_activate(void *dev, uint64_t features)
     v->active = 1;
     /* Input that arrived before DRIVER_OK is waiting in the backend. */
     vcon_rx_refilled(v);
-    vcon_tx_run(v);
+    /* Output queued before DRIVER_OK: written from the event loop, since
+     * this runs on the vCPU that set DRIVER_OK and a backend write may
+     * block or be long. */
+    vcon_tx_schedule(v);
     return 0;
 }
 

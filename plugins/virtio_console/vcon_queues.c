@@ -113,6 +113,16 @@ static int tx_next(struct vcon *v)
     return 1;
 }
 
+void vcon_tx_schedule(struct vcon *v)
+{
+    /* Not through arm_timer: tx_waiting would hold off the kicks that may
+     * come before the timer fires, and they can serve the queue as well. */
+    if (!v->tx_waiting) {
+        uint64_t now = v->host->clock_ns(v->hctx);
+        v->host->timer_arm(v->hctx, VCON_TX_TIMER, now ? now : 1);
+    }
+}
+
 void vcon_tx_run(struct vcon *v)
 {
     if (!v->active || v->tx_waiting)

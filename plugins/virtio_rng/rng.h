@@ -38,6 +38,8 @@ struct vrng {
 
 /* Serve requests until the queue is empty or the source would block. */
 void rng_run(struct vrng *r);
+/* Have the event loop call rng_run soon (through the timer). */
+void rng_schedule(struct vrng *r);
 /* The source became readable (or failed): resume. */
 void rng_source_ready(struct vrng *r);
 /* The timer fired: resume. */

@@ -171,7 +171,10 @@ static int rng_activate(void *dev, uint64_t features)
     struct vrng *r = dev;
     (void)features; /* none of its own */
     r->active = 1;
-    rng_run(r);
+    /* Requests queued before DRIVER_OK are served from the event loop:
+     * this runs on the vCPU that set DRIVER_OK, and serving means reading
+     * up to a turn's budget (1 MiB) from the source. */
+    rng_schedule(r);
     return 0;
 }
 

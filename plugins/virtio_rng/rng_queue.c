@@ -175,6 +175,16 @@ void rng_run(struct vrng *r)
         r->host->vq_notify(r->hctx, RNG_QUEUE);
 }
 
+void rng_schedule(struct vrng *r)
+{
+    /* Not through arm_timer: `waiting` would hold off the kicks that may
+     * come before the timer fires, and they can serve the queue as well. */
+    if (!r->waiting) {
+        uint64_t now = r->host->clock_ns(r->hctx);
+        r->host->timer_arm(r->hctx, RNG_TIMER, now ? now : 1);
+    }
+}
+
 void rng_source_ready(struct vrng *r)
 {
     unwatch(r);

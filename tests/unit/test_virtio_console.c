@@ -57,6 +57,8 @@ static void activate(struct fx *f)
     assert_int_equal(fake_host_virtio_activate(&f->h, f->p, f->dev,
                                                NIMBUS_BIT(NIMBUS_VIRTIO_F_VERSION_1), 0),
                      0);
+    /* The event loop's first turn after DRIVER_OK (activation's timer). */
+    fake_host_fire_next(&f->h, f->p, f->dev);
 }
 
 static void fx_free(struct fx *f)
@@ -202,6 +204,24 @@ static void test_tx_gathers_chain(void **state)
     assert_used(f, TXQ, head, 0); /* nothing written into a transmit chain */
     assert_int_equal(f->h.virtio.interrupts[TXQ], 1);
     assert_int_equal(f->h.timer_deadline[0], 0);
+}
+
+/* Regression (issue 19): activation runs on the vCPU that set DRIVER_OK;
+ * output queued before it is written from the event loop, not there. */
+static void test_activation_defers_tx_to_the_loop(void **state)
+{
+    struct fx *f = *state;
+    /* A chain queued when activate runs (the fake transport only starts
+     * queues by activating: reset and activate the device alone, its rings
+     * staying live). */
+    int head = send(f, "early\n");
+    f->p->ops->reset(f->dev);
+    assert_int_equal(f->p->ops->virtio_activate(f->dev, f->h.virtio.features), 0);
+    assert_int_equal(f->h.chr_out_len, 0); /* nothing written on the vCPU */
+    assert_int_not_equal(f->h.timer_deadline[0], 0);
+    assert_int_equal(fake_host_fire_next(&f->h, f->p, f->dev), 1);
+    assert_out(f, "early\n");
+    assert_used(f, TXQ, head, 0);
 }
 
 static void test_tx_many_chains_in_order(void **state)
@@ -520,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_info_and_config),
         cmocka_unit_test(test_options),
         cmocka_unit_test_setup_teardown(test_tx_gathers_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_activation_defers_tx_to_the_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_many_chains_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_skips_writable_buffers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_short_writes_are_resumed, setup, teardown),

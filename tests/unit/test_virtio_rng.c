@@ -65,6 +65,8 @@ static void start(struct fx *f, const char *opts)
     assert_int_equal(fake_host_virtio_activate(&f->h, f->p, f->dev,
                                                NIMBUS_BIT(NIMBUS_VIRTIO_F_VERSION_1), 0),
                      0);
+    /* The event loop's first turn after DRIVER_OK (activation's timer). */
+    fake_host_fire_next(&f->h, f->p, f->dev);
 }
 
 static void start_with_file(struct fx *f, const void *data, size_t len)
@@ -195,6 +197,30 @@ static void test_no_writable_buffer(void **state)
 }
 
 /* An ended source: what is left, then empty replies and one warning. */
+/* Regression (issue 19): activation runs on the vCPU that set DRIVER_OK,
+ * so it must not read the source there; a request queued before DRIVER_OK
+ * is served by the event loop's timer. */
+static void test_activation_defers_work_to_the_loop(void **state)
+{
+    struct fx *f = *state;
+    uint8_t src[64];
+    pattern(src, sizeof(src));
+    start_with_file(f, src, sizeof(src));
+    /* A chain already queued when activate runs (the fake transport only
+     * starts queues by activating, so reset and activate the device alone,
+     * its rings staying live): untouched until the loop's timer fires. */
+    struct fake_vq_seg a = wbuf(f, 16);
+    int h = request(f, &a, 1);
+    f->p->ops->reset(f->dev);
+    uint64_t pops = f->h.virtio.pops;
+    assert_int_equal(f->p->ops->virtio_activate(f->dev, f->h.virtio.features), 0);
+    assert_int_equal(f->h.virtio.pops, pops); /* no queue access, no read */
+    assert_int_not_equal(f->h.timer_deadline[0], 0);
+    assert_int_equal(fake_host_fire_next(&f->h, f->p, f->dev), 1);
+    assert_used(f, h, 16);
+    assert_memory_equal(f->h.ram + a.gpa, src, 16);
+}
+
 static void test_source_ends(void **state)
 {
     struct fx *f = *state;
@@ -351,6 +377,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fills_from_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_writable_buffer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_activation_defers_work_to_the_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_source_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_is_capped, setup, teardown),
