@@ -141,7 +141,13 @@ void plugin_default_dirs(const char *cli_dir, char storage[4][4096], const char 
 static void h_log(void *hctx, uint32_t level, const char *msg)
 {
     struct device *d = hctx;
-    log_msg(level > LOG_TRACE ? LOG_TRACE : (int)level, "%s: %s", d->name, msg ? msg : "");
+    /* Plugins log what guests make them log: limited per device, so one
+     * plugin that forgot its own "warned once" cannot flood the log. */
+    int lvl = level > LOG_TRACE ? LOG_TRACE : (int)level;
+    if (lvl >= LOG_DEBUG) /* asked for with -vv: a debugging session */
+        log_msg(lvl, "%s: %s", d->name, msg ? msg : "");
+    else
+        log_limited(&d->log_limit, lvl, "%s: %s", d->name, msg ? msg : "");
 }
 
 static int h_gpa_read(void *hctx, uint64_t gpa, void *dst, uint64_t len)
@@ -444,8 +450,8 @@ static void h_chr_input_ready(void *hctx)
 static void h_request_shutdown(void *hctx, uint32_t kind)
 {
     struct device *d = hctx;
-    log_info("%s: guest requested %s", d->name,
-             kind == NIMBUS_SHUTDOWN_RESET ? "reset" : "power off");
+    log_ratelimited(LOG_INFO, "%s: guest requested %s", d->name,
+                    kind == NIMBUS_SHUTDOWN_RESET ? "reset" : "power off");
     if (d->env->shutdown)
         d->env->shutdown(d->env->opaque, kind);
 }

@@ -12,6 +12,7 @@
 #include "bus.h"
 #include "chardev.h"
 #include "eventloop.h"
+#include "log.h"
 #include "memory.h"
 #include "nimbus/plugin_abi.h"
 
@@ -82,6 +83,7 @@ struct device {
     int timer_fd;
     uint64_t timer_deadline[DEVICE_MAX_TIMERS];
     uint64_t bad_accesses;
+    struct log_limit log_limit; /* the plugin's own messages (h_log) */
     uint8_t irq_level[24]; /* this device's contribution per GSI */
     struct virtio_pci *virtio; /* transport, for plugins with virtio_info */
     struct device *next;

@@ -59,3 +59,41 @@ void log_msg(int level, const char *fmt, ...)
             ts.tv_nsec / 1000, level_names[level], msg);
     pthread_mutex_unlock(&log_lock);
 }
+
+static uint64_t suppressed_total;
+
+uint64_t log_suppressed_total(void)
+{
+    pthread_mutex_lock(&log_lock);
+    uint64_t n = suppressed_total;
+    pthread_mutex_unlock(&log_lock);
+    return n;
+}
+
+int log_limit_allow(struct log_limit *l, int level)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint32_t dropped = 0;
+    int allow;
+    /* The log lock: limiters are shared by threads (one per call site). */
+    pthread_mutex_lock(&log_lock);
+    if (l->window_start_ns == 0 || now - l->window_start_ns >= LOG_LIMIT_WINDOW_NS) {
+        dropped = l->suppressed;
+        l->window_start_ns = now ? now : 1;
+        l->count = 0;
+        l->suppressed = 0;
+    }
+    allow = l->count < LOG_LIMIT_BURST;
+    if (allow) {
+        l->count++;
+    } else {
+        l->suppressed++;
+        suppressed_total++;
+    }
+    pthread_mutex_unlock(&log_lock);
+    if (dropped)
+        log_msg(level, "(%u similar messages suppressed)", dropped);
+    return allow;
+}

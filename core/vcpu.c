@@ -270,7 +270,8 @@ static void *vcpu_thread(void *arg)
              * Triple fault: Linux's last-resort reset, but also what a
              * crashing guest does, so say it even without -v.
              */
-            log_warn("vCPU %u: triple fault; treating it as a guest reset", v->index);
+            log_ratelimited(LOG_WARN, "vCPU %u: triple fault; treating it as a guest reset",
+                            v->index);
             vm_request_exit(vm, VM_EXIT_RESET, 0);
             break;
         case KVM_EXIT_SYSTEM_EVENT:

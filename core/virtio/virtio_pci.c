@@ -98,7 +98,9 @@ void virtio_pci_needs_reset(struct virtio_pci *v, const char *why)
     uint8_t old = __atomic_fetch_or(&v->status, VIRTIO_STATUS_NEEDS_RESET, __ATOMIC_ACQ_REL);
     if (old & VIRTIO_STATUS_NEEDS_RESET)
         return; /* logged once per reset, however hostile the guest */
-    log_warn("%s: device error, needs reset: %s", v->dev->name, why ? why : "unknown");
+    /* Once per reset, but a guest can reset and fail again in a loop. */
+    log_ratelimited(LOG_WARN, "%s: device error, needs reset: %s", v->dev->name,
+                    why ? why : "unknown");
     /* Only a driver that finished setup may be told (virtio 1.2, 2.1.2). */
     if (old & VIRTIO_STATUS_DRIVER_OK)
         irq_config(v);
@@ -280,8 +282,9 @@ static void write_status(struct virtio_pci *v, uint8_t val)
     if ((nv & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
         /* Modern transport only: a driver that did not take VERSION_1 is refused. */
         if (!(v->driver_features & NIMBUS_BIT(NIMBUS_VIRTIO_F_VERSION_1))) {
-            log_warn("%s: driver did not accept VIRTIO_F_VERSION_1; refusing FEATURES_OK",
-                     v->dev->name);
+            log_ratelimited(LOG_WARN,
+                            "%s: driver did not accept VIRTIO_F_VERSION_1; refusing FEATURES_OK",
+                            v->dev->name);
             nv &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
         }
     }

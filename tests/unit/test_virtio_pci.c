@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "log.h"
+
 #include "device.h"
 #include "eventloop.h"
 #include "layout.h"
@@ -348,12 +350,46 @@ static void test_bad_driver_inputs(void **state)
     (void)mmio_rd(r, r->bar + r->isr, 1);
 }
 
+/* Regression (issue 19): a guest repeating a refused FEATURES_OK (or any
+ * other guest-triggered warning) gets a bounded number of log lines. */
+static void test_guest_triggered_logs_are_limited(void **state)
+{
+    struct rig *r = *state;
+    discover(r);
+    uint64_t c = r->bar + r->common;
+    char path[] = "/tmp/nimbus-vpci-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(log_set_file(path), 0);
+    uint64_t dropped = log_suppressed_total();
+    for (int i = 0; i < 1000; i++) {
+        mmio_wr(r, c + 0x14, 1, 0); /* reset */
+        mmio_wr(r, c + 0x14, 1, 1 | 2);
+        mmio_wr(r, c + 0x08, 4, 1);
+        mmio_wr(r, c + 0x0c, 4, 0); /* no VERSION_1 */
+        mmio_wr(r, c + 0x14, 1, 1 | 2 | 8);
+    }
+    log_set_file("/dev/stderr");
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    int lines = 0, ch;
+    while ((ch = fgetc(fp)) != EOF)
+        lines += ch == '\n';
+    fclose(fp);
+    unlink(path);
+    assert_true(lines >= 1);
+    assert_true(lines <= (int)LOG_LIMIT_BURST + 1);
+    assert_true(log_suppressed_total() - dropped >= 1000 - LOG_LIMIT_BURST);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rng_through_transport, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_chain_needs_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_driver_inputs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_triggered_logs_are_limited, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
