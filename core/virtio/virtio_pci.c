@@ -29,8 +29,8 @@
 #define TRANSPORT_FEATURES                                                                   \
     (NIMBUS_BIT(NIMBUS_VIRTIO_F_VERSION_1) | NIMBUS_BIT(NIMBUS_VIRTIO_F_INDIRECT_DESC) |   \
      NIMBUS_BIT(NIMBUS_VIRTIO_F_EVENT_IDX))
-/* Bits 28..37 belong to the transport: a plugin must not offer them. */
-#define TRANSPORT_RESERVED (((1ull << 38) - 1) & ~((1ull << 28) - 1))
+/* A plugin must not offer what belongs to the transport. */
+#define TRANSPORT_RESERVED NIMBUS_VIRTIO_TRANSPORT_FEATURES
 
 struct vpci_queue {
     struct virtqueue vq;
@@ -505,7 +505,7 @@ static int info_ok(const struct device *d, const nimbus_virtio_info *in, char *e
     else if (in->config_size > NIMBUS_VIRTIO_MAX_CONFIG)
         bad = "config_size";
     else if (in->device_features & TRANSPORT_RESERVED)
-        bad = "device_features (transport bits 28..37)";
+        bad = "device_features (transport bits 24..49)";
     else if (in->pci_class > 0xffffff)
         bad = "pci_class";
     else if (in->num_groups > NIMBUS_MAX_IO_GROUPS)

@@ -19,8 +19,10 @@
 #define BLOB_VERSION 1u
 #define BLOB_SIZE 32u
 
-/* Feature bits the transport negotiates (virtio 1.2, 6: 24..40 and up). */
-#define TRANSPORT_FEATURES (~0ull << 24)
+/* Feature bits the transport negotiates: the host's definition, so the two
+ * never disagree on which bits are whose (bits 50 and up are device-type
+ * bits this device does not offer, and are refused like any other). */
+#define TRANSPORT_FEATURES NIMBUS_VIRTIO_TRANSPORT_FEATURES
 
 static void dev_free(struct blk_dev *d)
 {

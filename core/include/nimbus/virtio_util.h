@@ -24,6 +24,12 @@
 
 #define NIMBUS_BIT(n) (1ull << (n))
 
+/* Feature bits 24..49 are reserved for the transport and queue extensions
+ * (virtio 1.2, 6): a device plugin never offers them; the host negotiates
+ * those it supports and passes them to virtio_activate with the rest.  The
+ * one definition the host and every plugin check against. */
+#define NIMBUS_VIRTIO_TRANSPORT_FEATURES (((1ull << 50) - 1) & ~((1ull << 24) - 1))
+
 /* Bytes in the device-readable / device-writable part of a chain. */
 static inline uint64_t nimbus_vq_len(const nimbus_vq_buf *bufs, uint32_t n,
                                      uint32_t writable)
