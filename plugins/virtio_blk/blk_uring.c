@@ -252,18 +252,28 @@ void blk_uring_drain(struct blk_queue *q)
     if (!u->up)
         return;
     d->draining = 1;
+    int warned = 0;
     while (u->inflight > 0) {
         int r = io_uring_submit_and_wait(&u->ring, 1);
         if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
-            /* Closing the ring is the only way left to make sure no old
-             * completion lands in a reused slot; carry on synchronously. */
-            BLK_LOG(d, NIMBUS_LOG_ERROR,
-                    "virtio_blk: queue %u: waiting for %u requests failed: %s; "
-                    "switching to synchronous I/O", q->index, u->inflight,
-                    strerror(-r));
-            blk_uring_fini(q);
-            u->inflight = 0;
-            break;
+            /*
+             * The wait failed, not the requests: they still run against
+             * guest memory, and closing the ring would not stop them (the
+             * kernel finishes them after the close, into pages the guest
+             * got back at reset).  Keep the ring and poll for their
+             * completions; each nanosleep also runs the task work that
+             * posts them.
+             */
+            if (!warned) {
+                warned = 1;
+                BLK_LOG(d, NIMBUS_LOG_ERROR,
+                        "virtio_blk: queue %u: waiting for %u requests failed: %s; "
+                        "polling for them", q->index, u->inflight, strerror(-r));
+            }
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            reap_visible(q);
+            continue;
         }
         if (reap_visible(q) == 0 && r < 0 && r != -EINTR) {
             /* Kernel short of resources: back off instead of spinning. */
