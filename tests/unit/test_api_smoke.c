@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "test_kvm.h"
+
 struct server {
     pid_t pid;
     char dir[64];
@@ -193,10 +195,7 @@ static void cleanup(struct server *s)
 static void test_lifecycle_through_the_api(void **state)
 {
     (void)state;
-    if (access("/dev/kvm", R_OK | W_OK) != 0) {
-        print_message("no usable /dev/kvm: skipped\n");
-        skip();
-    }
+    SKIP_WITHOUT_KVM();
     struct server s;
     start_server(&s);
     expect(&s, "GET", "vmm.ping", NULL, 200);
@@ -270,10 +269,7 @@ static long file_size(const char *path)
 static void test_guest_runs_after_every_resume(void **state)
 {
     (void)state;
-    if (access("/dev/kvm", R_OK | W_OK) != 0) {
-        print_message("no usable /dev/kvm: skipped\n");
-        skip();
-    }
+    SKIP_WITHOUT_KVM();
     struct server s;
     start_server(&s);
     char cfg[1024];

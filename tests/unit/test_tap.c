@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include "test_kvm.h"
+
 #include "net/net_addr.h"
 #include "net/tap.h"
 
@@ -337,8 +339,7 @@ static void test_nimbus_exit_2_removes_tap(void **state)
 {
     (void)state;
     SKIP_UNLESS_READY();
-    if (access("/dev/kvm", R_OK | W_OK) < 0)
-        skip();
+    SKIP_WITHOUT_KVM();
     char n[IFNAMSIZ];
     name(n, 'n');
     int rc = sh("%s --kernel %s --console off --serial off -v --net tap=%s fd=[0] </dev/null",

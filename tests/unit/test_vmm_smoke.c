@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "test_kvm.h"
 #include <nimbus/plugin_abi.h>
 
 struct run {
@@ -97,13 +99,6 @@ static void run_nimbus(const char *const *args, struct run *r, int sig, int sig_
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-#define SKIP_WITHOUT_KVM()                                                                 \
-    do {                                                                                   \
-        if (access("/dev/kvm", R_OK | W_OK) != 0) {                                        \
-            print_message("no usable /dev/kvm: skipped\n");                                \
-            skip();                                                                        \
-        }                                                                                  \
-    } while (0)
 
 static void test_poweroff_prints_cmdline(void **state)
 {
