@@ -83,7 +83,9 @@ int blk_image_open(struct blk_dev *d, char *err, uint32_t errlen)
     if (!d->qcow2) {
         /* The hint first: err is one line of bounded length. */
         const char *hint = "";
-        if (strstr(qerr, "backing"))
+        /* Only when following was not allowed: with it on, the backing
+         * file itself failed (missing, unreadable, --landlock). */
+        if (strstr(qerr, "backing") && !qo.backing_files)
             hint = d->opts.image_type == BLK_IMG_QCOW2
                        ? "backing file needs backing_files=on: "
                        : "a probed image never follows a backing file (pass "
