@@ -175,6 +175,64 @@ static enum cli_result opt_seccomp(struct cli_state *st, const char *ctx, const 
     return fail(st, ctx, "expected true, false, log or errno, got '%s'", val);
 }
 
+static enum cli_result opt_landlock(struct cli_state *st, const char *ctx, const char *val)
+{
+    st->cfg->landlock = 1;
+    return CLI_OK;
+}
+
+static enum cli_result opt_landlock_rules(struct cli_state *st, const char *ctx,
+                                          const char *val)
+{
+    static const struct cli_opt_spec spec[] = {
+        { "path", CLI_OPT_VALUE },
+        { "access", CLI_OPT_VALUE },
+        { NULL, CLI_OPT_VALUE },
+    };
+    struct vm_config *cfg = st->cfg;
+    if (cfg->nlandlock_rules >= CONFIG_MAX_LANDLOCK_RULES)
+        return fail(st, ctx, "too many rules (at most %d), at '%s'", CONFIG_MAX_LANDLOCK_RULES,
+                    val);
+    struct cli_err e = errsink(st, ctx);
+    struct cli_opts o;
+    if (cli_opts_parse(&o, val, spec, &e) < 0)
+        return CLI_ERROR;
+    enum cli_result r = CLI_ERROR;
+    const struct cli_opt *path = cli_opts_find(&o, "path");
+    const struct cli_opt *access = cli_opts_find(&o, "access");
+    int acc = 0;
+    if (!path || !path->value || !path->value[0]) {
+        fail(st, ctx, "missing path= in '%s'", val);
+        goto out;
+    }
+    if (!access || !access->value) {
+        fail(st, ctx, "missing access= in '%s' (r, w or rw)", val);
+        goto out;
+    }
+    if (strcmp(access->value, "r") == 0)
+        acc = LANDLOCK_RULE_READ;
+    else if (strcmp(access->value, "w") == 0)
+        acc = LANDLOCK_RULE_WRITE;
+    else if (strcmp(access->value, "rw") == 0)
+        acc = LANDLOCK_RULE_READ | LANDLOCK_RULE_WRITE;
+    else {
+        fail(st, ctx, "access must be r, w or rw, got '%s'", access->value);
+        goto out;
+    }
+    struct landlock_rule *lr = &cfg->landlock_rules[cfg->nlandlock_rules];
+    lr->path = strdup(path->value);
+    if (!lr->path) {
+        fail(st, ctx, "out of memory");
+        goto out;
+    }
+    lr->access = acc;
+    cfg->nlandlock_rules++;
+    r = CLI_OK;
+out:
+    cli_opts_free(&o);
+    return r;
+}
+
 static enum cli_result opt_plugin_dir(struct cli_state *st, const char *ctx, const char *val)
 {
     return set_string(st, ctx, &st->cfg->plugin_dir, val, 0);
@@ -882,6 +940,8 @@ static const struct opt_def options[] = {
     { "--api-socket", 0, ARG_ONE, opt_api_socket },
     { "--event-monitor", 0, ARG_ONE, opt_event_monitor },
     { "--seccomp", 0, ARG_ONE, opt_seccomp },
+    { "--landlock", 0, ARG_NONE, opt_landlock },
+    { "--landlock-rules", 0, ARG_MANY, opt_landlock_rules },
     { "--help", 'h', ARG_NONE, opt_help },
     { "--version", 'V', ARG_NONE, opt_version },
 };
@@ -972,6 +1032,13 @@ static void print_help(FILE *out)
 "      --seccomp true|false|log|errno\n"
 "          Accepted for Cloud Hypervisor compatibility (Kata passes --seccomp false);\n"
 "          nimbus installs no seccomp filters yet.\n"
+"      --landlock\n"
+"          Confine nimbus with Landlock to the files its configuration names\n"
+"          (kernel, initramfs, disks, consoles, sockets, plugins), read or write\n"
+"          as each needs; anything else fails with 'Permission denied'.\n"
+"      --landlock-rules path=<file or dir>,access=r|w|rw [multiple]\n"
+"          More paths for --landlock: qcow2 backing files, and files that later\n"
+"          API requests (vm.create) name.\n"
 "  -h, --help\n"
 "          Print this help and exit.\n"
 "  -V, --version\n"
@@ -1084,7 +1151,8 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *cfg,
         case ARG_NONE:
             if (attached)
                 return fail(&st, opt->name, "takes no value, got '%s'", attached);
-            return opt->fn(&st, opt->name, NULL);
+            r = opt->fn(&st, opt->name, NULL);
+            break;
         case ARG_ONE:
             if (!attached) {
                 if (!is_value(argc, argv, i + 1))

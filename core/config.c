@@ -72,5 +72,7 @@ void config_free(struct vm_config *cfg)
     free(cfg->api_socket_path);
     free(cfg->event_monitor_path);
     free(cfg->seccomp);
+    for (uint32_t i = 0; i < cfg->nlandlock_rules; i++)
+        free(cfg->landlock_rules[i].path);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -6,6 +6,15 @@
 #include <stdint.h>
 
 #define CONFIG_MAX_DEVICES 32
+#define CONFIG_MAX_LANDLOCK_RULES 64
+
+/* One --landlock-rules path=...,access=r|w|rw. */
+#define LANDLOCK_RULE_READ 1
+#define LANDLOCK_RULE_WRITE 2
+struct landlock_rule {
+    char *path;
+    int access; /* LANDLOCK_RULE_READ | LANDLOCK_RULE_WRITE */
+};
 #define CONFIG_MAX_DISKS 16
 #define CONFIG_MAX_NETS 16
 #define CONFIG_MAX_NET_QUEUES 32 /* virtqueues: 16 rx/tx pairs */
@@ -123,6 +132,11 @@ struct vm_config {
      * that orchestrators' command lines work (Kata passes --seccomp false);
      * nimbus installs no filters yet (issue 19). */
     char *seccomp;
+    /* --landlock: confine the process to the paths the configuration names
+     * (core/landlock.c); --landlock-rules adds paths for later requests. */
+    int landlock;
+    struct landlock_rule landlock_rules[CONFIG_MAX_LANDLOCK_RULES];
+    uint32_t nlandlock_rules;
 };
 
 void config_init(struct vm_config *cfg);

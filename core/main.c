@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "config.h"
 #include "device.h"
+#include "landlock.h"
 #include "plugin_list.h"
 #include "log.h"
 #include "vcpu.h"
@@ -65,6 +66,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "nimbus: error: cannot install signal handlers: %s\n", strerror(errno));
         config_free(&cfg);
         return 1;
+    }
+
+    /* Before any thread exists, so that every thread inherits it. */
+    if (cfg.landlock) {
+        char storage[4][4096];
+        const char *dirs[5];
+        plugin_default_dirs(cfg.plugin_dir, storage, dirs);
+        if (landlock_apply(&cfg, dirs, err, sizeof(err)) < 0) {
+            fprintf(stderr, "nimbus: error: %s\n", err);
+            config_free(&cfg);
+            return 2;
+        }
     }
 
     /* Everything else happens in the VMM's control loop (vmm/vmm.c). */

@@ -643,6 +643,39 @@ static void test_device_help(void **state)
     done(&r);
 }
 
+static void test_landlock(void **state)
+{
+    struct run r;
+    RUN(&r, "--kernel", "@K", "--landlock", "--landlock-rules", "path=/a,access=r",
+        "path=/b,access=rw", "--landlock-rules=access=w,path=/c");
+    expect_ok(&r);
+    assert_int_equal(r.cfg.landlock, 1);
+    assert_int_equal(r.cfg.nlandlock_rules, 3);
+    assert_string_equal(r.cfg.landlock_rules[0].path, "/a");
+    assert_int_equal(r.cfg.landlock_rules[0].access, LANDLOCK_RULE_READ);
+    assert_int_equal(r.cfg.landlock_rules[1].access, LANDLOCK_RULE_READ | LANDLOCK_RULE_WRITE);
+    assert_string_equal(r.cfg.landlock_rules[2].path, "/c");
+    assert_int_equal(r.cfg.landlock_rules[2].access, LANDLOCK_RULE_WRITE);
+    done(&r);
+    /* Each bad token named. */
+    static const char *const bad[][2] = {
+        {"path=/a,access=x", "'x'"},
+        {"path=/a", "missing access="},
+        {"access=r", "missing path="},
+        {"path=/a,access=r,mode=1", "mode"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        RUN(&r, "--kernel", "@K", "--landlock-rules", bad[i][0]);
+        assert_int_equal(r.rc, CLI_ERROR);
+        if (!strstr(r.err, bad[i][1]) || !strstr(r.err, "--landlock-rules"))
+            fail_msg("'%s': %s", bad[i][0], r.err);
+        done(&r);
+    }
+    RUN(&r, "--kernel", "@K", "--landlock=yes");
+    assert_int_equal(r.rc, CLI_ERROR);
+    done(&r);
+}
+
 static void test_device_limit(void **state)
 {
     char *argv[CONFIG_MAX_DEVICES + 6];
@@ -1370,6 +1403,7 @@ int main(void)
         cmocka_unit_test(test_rng),
         cmocka_unit_test(test_devices),
         cmocka_unit_test(test_device_help),
+        cmocka_unit_test(test_landlock),
         cmocka_unit_test(test_device_limit),
         cmocka_unit_test(test_verbosity_logging),
         cmocka_unit_test(test_help),

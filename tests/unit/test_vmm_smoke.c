@@ -263,6 +263,81 @@ static void test_third_party_plugin_loads(void **state)
     assert_non_null(strstr(r.out, "cmdline=p plugged"));
 }
 
+/* ---- --landlock ---- */
+
+static int sh_quiet(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The guest runs confined (payload, serial file, plugins, /dev/kvm all
+ * named), and a file the configuration does not name cannot be opened:
+ * a qcow2 overlay's backing file, until --landlock-rules names it. */
+static void test_landlock_confines_to_the_configuration(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    char dir[] = "/tmp/nimbus-landlock-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char base[128], over[128], ser[128], cmd[512], disk[256], rule[256];
+    snprintf(base, sizeof(base), "%s/base.raw", dir);
+    snprintf(over, sizeof(over), "%s/over.qcow2", dir);
+    snprintf(ser, sizeof(ser), "%s/serial.out", dir);
+    snprintf(cmd, sizeof(cmd),
+             "qemu-img create -q -f raw %s 1M && qemu-img create -q -f qcow2 -b %s -F raw %s",
+             base, base, over);
+    if (sh_quiet(cmd) != 0)
+        fail_msg("qemu-img failed (ci/install-deps.sh installs qemu-utils)");
+    snprintf(disk, sizeof(disk), "path=%s,image_type=qcow2,backing_files=on", over);
+    snprintf(rule, sizeof(rule), "path=%s,access=r", base);
+    char serial[160];
+    snprintf(serial, sizeof(serial), "file=%s", ser);
+
+    struct run r;
+    const char *plain[] = {"--landlock", "--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline",
+                           "p confined", "--serial", serial, "--console", "off", NULL};
+    run_nimbus(plain, &r, 0, 0);
+    if (r.status != 0)
+        fail_msg("exit %d, stderr: %s", r.status, r.err);
+    FILE *fp = fopen(ser, "r");
+    assert_non_null(fp);
+    char line[128] = "";
+    assert_non_null(fgets(line, sizeof(line), fp));
+    fclose(fp);
+    assert_non_null(strstr(line, "tiny guest: cmdline=p confined"));
+
+    const char *denied[] = {"--landlock", "--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline", "p",
+                            "--serial", "off", "--console", "off", "--disk", disk, NULL};
+    run_nimbus(denied, &r, 0, 0);
+    assert_int_equal(r.status, 1);
+    if (!strstr(r.err, base) || !strstr(r.err, "Permission denied"))
+        fail_msg("stderr: %s", r.err);
+
+    const char *granted[] = {"--landlock", "--landlock-rules", rule, "--kernel",
+                             NIMBUS_TEST_TINY_GUEST, "--cmdline", "p", "--serial", "off",
+                             "--console", "off", "--disk", disk, NULL};
+    run_nimbus(granted, &r, 0, 0);
+    if (r.status != 0)
+        fail_msg("with the rule: exit %d, stderr: %s", r.status, r.err);
+
+    /* Without --landlock the same disk opens: the refusal was Landlock's. */
+    const char *free_run[] = {"--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline", "p", "--serial",
+                              "off", "--console", "off", "--disk", disk, NULL};
+    run_nimbus(free_run, &r, 0, 0);
+    assert_int_equal(r.status, 0);
+
+    /* A rule naming a path that does not exist: one line naming it, exit 2. */
+    const char *bad[] = {"--landlock", "--landlock-rules", "path=/nonexistent/x,access=rw",
+                         "--kernel", NIMBUS_TEST_TINY_GUEST, NULL};
+    run_nimbus(bad, &r, 0, 0);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--landlock-rules '/nonexistent/x'"));
+
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(sh_quiet(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_kernel_fails_clearly),
         cmocka_unit_test(test_plugin_for_newer_abi_refused),
         cmocka_unit_test(test_third_party_plugin_loads),
+        cmocka_unit_test(test_landlock_confines_to_the_configuration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
