@@ -179,6 +179,9 @@ int qcow2_rc_writeback(struct qcow2 *q); /* dirty blocks, then new table entries
 int qcow2_apply_pending(struct qcow2 *q);
 int qcow2_rc_rebuild(struct qcow2 *q, char *err, size_t errlen);
 int qcow2_rc_check_meta(struct qcow2 *q, char *err, size_t errlen);
+/* 0 consistent (refcounts = references, COPIED entries referenced once),
+ * 1 not, -1 tables not walkable (qcow2_refcount.c). */
+int qcow2_rc_verify(struct qcow2 *q);
 
 /* qcow2_l2.c */
 /*

@@ -431,19 +431,18 @@ static int count(struct qcow2 *q, uint32_t *cnt, uint64_t n, uint64_t off, uint6
 }
 
 /*
- * A dirty image (lazy refcounts, not closed cleanly) may have refcounts
- * below the true reference counts: recount from the tables and raise or
- * lower every referenced cluster to its count.  Unreferenced clusters are
- * left as they are (leaks, harmless).
+ * References per cluster, counted from the tables: header, L1, refcount
+ * table and blocks, L2 tables, data (compressed data counts once per
+ * entry).  *cnt_out (n_out entries) is the caller's to free.  0 or -1 (a
+ * table points outside the file, or the image is too large to walk).
  */
-int qcow2_rc_rebuild(struct qcow2 *q, char *err, size_t errlen)
+static int recount(struct qcow2 *q, uint32_t **cnt_out, uint64_t *n_out)
 {
     uint64_t n = q->end >> q->cbits;
-    if (n > (1ull << 26)) {
-        snprintf(err, errlen, "qcow2: dirty image too large to rebuild refcounts (%" PRIu64
-                 " clusters); run qemu-img check -r all", n);
+    *cnt_out = NULL;
+    *n_out = n;
+    if (n > (1ull << 26))
         return -1;
-    }
     uint32_t *cnt = calloc(n ? n : 1, sizeof(*cnt));
     uint8_t *l2 = malloc(q->cs);
     int r = cnt == NULL || l2 == NULL ? -1 : 0;
@@ -475,6 +474,75 @@ int qcow2_rc_rebuild(struct qcow2 *q, char *err, size_t errlen)
             }
         }
     }
+    free(l2);
+    if (r != 0) {
+        free(cnt);
+        return -1;
+    }
+    *cnt_out = cnt;
+    return 0;
+}
+
+/*
+ * 0 when the image is consistent the way in-place writes rely on: every
+ * referenced cluster's refcount equals its references, and every L1/L2
+ * entry flagged COPIED (written in place) points at a cluster referenced
+ * once.  1 when not (two guest clusters may then share a host cluster, so
+ * a write can show through elsewhere: what such an image does, not a bug
+ * of the library), -1 when the tables cannot be walked.
+ */
+int qcow2_rc_verify(struct qcow2 *q)
+{
+    uint32_t *cnt;
+    uint64_t n;
+    if (recount(q, &cnt, &n) < 0)
+        return -1;
+    int bad = 0;
+    for (uint64_t c = 0; !bad && c < n; c++) {
+        uint64_t v;
+        if (cnt[c] && (qcow2_rc_get(q, c << q->cbits, &v) < 0 || v != cnt[c]))
+            bad = 1;
+    }
+    uint8_t *l2 = bad ? NULL : malloc(q->cs);
+    if (!bad && !l2)
+        bad = -1;
+    for (uint32_t i = 0; bad == 0 && i < q->h.l1_size; i++) {
+        uint64_t l2off = q->l1[i] & QCOW2_OFFSET_MASK;
+        if (l2off == 0)
+            continue;
+        if ((q->l1[i] & QCOW2_OFLAG_COPIED) && cnt[l2off >> q->cbits] != 1)
+            bad = 1;
+        else if (qcow2_pread_meta(q, l2, q->cs, l2off) < 0)
+            bad = -1;
+        for (uint32_t j = 0; bad == 0 && j < q->l2_entries; j++) {
+            uint64_t e = qcow2_be64(l2 + (uint64_t)j * 8);
+            uint64_t off = e & QCOW2_OFFSET_MASK;
+            if (!(e & QCOW2_OFLAG_COMPRESSED) && (e & QCOW2_OFLAG_COPIED) && off &&
+                (off >> q->cbits >= n || cnt[off >> q->cbits] != 1))
+                bad = 1;
+        }
+    }
+    free(l2);
+    free(cnt);
+    return bad;
+}
+
+/*
+ * A dirty image (lazy refcounts, not closed cleanly) may have refcounts
+ * below the true reference counts: recount from the tables and raise or
+ * lower every referenced cluster to its count.  Unreferenced clusters are
+ * left as they are (leaks, harmless).
+ */
+int qcow2_rc_rebuild(struct qcow2 *q, char *err, size_t errlen)
+{
+    uint32_t *cnt;
+    uint64_t n;
+    if (q->end >> q->cbits > (1ull << 26)) {
+        snprintf(err, errlen, "qcow2: dirty image too large to rebuild refcounts (%" PRIu64
+                 " clusters); run qemu-img check -r all", q->end >> q->cbits);
+        return -1;
+    }
+    int r = recount(q, &cnt, &n);
     for (uint64_t c = 0; r == 0 && c < n; c++) {
         uint64_t v;
         if (cnt[c] == 0)
@@ -486,7 +554,6 @@ int qcow2_rc_rebuild(struct qcow2 *q, char *err, size_t errlen)
     if (r == 0)
         r = qcow2_rc_writeback(q);
     free(cnt);
-    free(l2);
     if (r != 0) {
         snprintf(err, errlen, "qcow2: dirty image: refcount rebuild failed (a table points "
                  "outside the file); run qemu-img check -r all");
