@@ -36,6 +36,7 @@ static struct {
     struct device *dev;
     uint32_t slot;
     uint32_t msi_next;
+    uint32_t bar_lo, bar_hi; /* BAR 0 as the host placed it */
 } g;
 
 static int msi_alloc(void *o, uint32_t *h)
@@ -98,7 +99,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             break;
     if (g.slot == 32)
         exit(1);
+    g.bar_lo = pci_config_read(g.pci, 0, g.slot, 0, 0x10, 4);
+    g.bar_hi = pci_config_read(g.pci, 0, g.slot, 0, 0x14, 4);
     return 0;
+}
+
+/*
+ * BAR 0 back where the host put it, decoding on.  Inputs may move it
+ * anywhere, over the ECAM window too (where the bus then finds config
+ * space, not the device), and PCI config is not device state a reset
+ * restores: without this, an input would depend on the ones before it.
+ */
+static void bar_restore(void)
+{
+    pci_config_write(g.pci, 0, g.slot, 0, 0x04, 2, 0);
+    pci_config_write(g.pci, 0, g.slot, 0, 0x10, 4, g.bar_lo);
+    pci_config_write(g.pci, 0, g.slot, 0, 0x14, 4, g.bar_hi);
+    pci_config_write(g.pci, 0, g.slot, 0, 0x04, 2, 0x6);
 }
 
 static uint64_t bar0(void)
@@ -141,6 +158,7 @@ static void driver_up(struct fuzz_in *in)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_in in = {data, size};
+    bar_restore();
     device_reset(g.dev);
     memset(g.ram, 0, 0x10000);
     unsigned ops = 0;
@@ -196,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     el_run_once(g.el, 0);
     /* Invariant: a device reset always lands in status 0 with no live queue. */
     device_reset(g.dev);
-    pci_config_write(g.pci, 0, g.slot, 0, 0x04, 2, 0x6);
+    bar_restore();
     uint8_t b[8] = {0};
     if (bus_access(&g.mmio, bar0() + 0x14, b, 1, 0) == 0 && b[0] != 0)
         fuzz_fail("device status %#x after reset", b[0]);
