@@ -196,7 +196,6 @@ static void test_no_writable_buffer(void **state)
         assert_int_equal(f->h.ram[gpa + i], 0xee);
 }
 
-/* An ended source: what is left, then empty replies and one warning. */
 /* Regression (issue 19): activation runs on the vCPU that set DRIVER_OK,
  * so it must not read the source there; a request queued before DRIVER_OK
  * is served by the event loop's timer. */
@@ -221,6 +220,7 @@ static void test_activation_defers_work_to_the_loop(void **state)
     assert_memory_equal(f->h.ram + a.gpa, src, 16);
 }
 
+/* An ended source: what is left, then empty replies and one warning. */
 static void test_source_ends(void **state)
 {
     struct fx *f = *state;
