@@ -71,7 +71,7 @@ static int check_dev(const struct acpi_legacy_dev *d, unsigned idx)
                   d->name ? d->name : "(null)");
         return -1;
     }
-    if (!aml_eisaid_value(d->hid, NULL) && !acpi_id_valid(d->hid)) {
+    if (!acpi_hid_valid(d->hid)) {
         log_error("acpi: device %s: invalid hardware ID \"%s\" (want e.g. PNP0501)", d->name,
                   d->hid ? d->hid : "(null)");
         return -1;
