@@ -24,16 +24,6 @@ stage_build() {
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNIMBUS_WERROR=ON &&
         ninja -C build -j "$JOBS"
 }
-# 0 when this machine's /dev/kvm creates VMs (any flavour: the unit tests'
-# guests are freestanding, so kvm_pvm will do).
-kvm_usable() {
-    /usr/bin/python3 - <<'PY' 2>/dev/null
-import fcntl, os
-fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-assert fcntl.ioctl(fd, 0xAE00) == 12
-os.close(fcntl.ioctl(fd, 0xAE01, 0))
-PY
-}
 # unit_ctest BUILD_DIR JUNIT TIMEOUT: a tree's unit tests. The tests that
 # create VMs (ctest label kvm) must run, never skip: with a usable /dev/kvm
 # here, NIMBUS_TEST_REQUIRE_KVM=1 turns their skip into a failure; without
@@ -41,7 +31,8 @@ PY
 # integration tests.
 unit_ctest() {
     local dir=$1 xml=$2 timeout=$3
-    if kvm_usable; then
+    # Any /dev/kvm flavour: the unit tests' guests are freestanding.
+    if ci/lib/kvm-usable.sh; then
         NIMBUS_TEST_REQUIRE_KVM=1 ctest --test-dir "$dir" --output-on-failure -j "$JOBS" \
             --timeout "$timeout" --output-junit "$xml"
         return

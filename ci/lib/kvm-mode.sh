@@ -26,12 +26,7 @@ if ! grep -qwE 'vmx|svm' /proc/cpuinfo; then
     say nested "CPU has no vmx/svm flag"
 fi
 # KVM_GET_API_VERSION must answer 12 and KVM_CREATE_VM must succeed.
-if /usr/bin/python3 - <<'PY' 2>/dev/null; then
-import fcntl, os
-fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-assert fcntl.ioctl(fd, 0xAE00) == 12
-os.close(fcntl.ioctl(fd, 0xAE01, 0))
-PY
+if "$(dirname "${BASH_SOURCE[0]}")/kvm-usable.sh"; then
     say direct "CPU has vmx/svm and /dev/kvm creates VMs"
 fi
 say nested "/dev/kvm missing or unusable"
