@@ -192,6 +192,16 @@ static void cleanup(struct server *s)
     rmdir(s->dir);
 }
 
+/* vm.create's body: the tiny guest with `cmdline`, 2 vCPUs, serial to s's file. */
+static void tiny_vm_config(char *cfg, size_t len, const struct server *s, const char *cmdline)
+{
+    snprintf(cfg, len,
+             "{\"payload\":{\"kernel\":\"%s\",\"cmdline\":\"%s\"},"
+             "\"cpus\":{\"boot_vcpus\":2,\"max_vcpus\":2},\"memory\":{\"size\":67108864},"
+             "\"serial\":{\"mode\":\"File\",\"file\":\"%s\"},\"console\":{\"mode\":\"Off\"}}",
+             NIMBUS_TEST_TINY_GUEST, cmdline, s->serial);
+}
+
 static void test_lifecycle_through_the_api(void **state)
 {
     (void)state;
@@ -201,11 +211,7 @@ static void test_lifecycle_through_the_api(void **state)
     expect(&s, "GET", "vmm.ping", NULL, 200);
     expect(&s, "GET", "vm.info", NULL, 404);
     char cfg[1024];
-    snprintf(cfg, sizeof(cfg),
-             "{\"payload\":{\"kernel\":\"%s\",\"cmdline\":\"halt\"},"
-             "\"cpus\":{\"boot_vcpus\":2,\"max_vcpus\":2},\"memory\":{\"size\":67108864},"
-             "\"serial\":{\"mode\":\"File\",\"file\":\"%s\"},\"console\":{\"mode\":\"Off\"}}",
-             NIMBUS_TEST_TINY_GUEST, s.serial);
+    tiny_vm_config(cfg, sizeof(cfg), &s, "halt");
     expect(&s, "PUT", "vm.create", cfg, 204);
     expect_state(&s, "Created");
     expect(&s, "PUT", "vm.create", cfg, 409);
@@ -273,11 +279,7 @@ static void test_guest_runs_after_every_resume(void **state)
     struct server s;
     start_server(&s);
     char cfg[1024];
-    snprintf(cfg, sizeof(cfg),
-             "{\"payload\":{\"kernel\":\"%s\",\"cmdline\":\"l\"},"
-             "\"cpus\":{\"boot_vcpus\":2,\"max_vcpus\":2},\"memory\":{\"size\":67108864},"
-             "\"serial\":{\"mode\":\"File\",\"file\":\"%s\"},\"console\":{\"mode\":\"Off\"}}",
-             NIMBUS_TEST_TINY_GUEST, s.serial);
+    tiny_vm_config(cfg, sizeof(cfg), &s, "l");
     expect(&s, "PUT", "vm.create", cfg, 204);
     expect(&s, "PUT", "vm.boot", NULL, 204);
     wait_count(s.serial, "tiny guest: cmdline=l", 1);
