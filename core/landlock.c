@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "plugin_list.h"
 
 #ifndef SYS_landlock_create_ruleset
 #define SYS_landlock_create_ruleset 444
@@ -139,8 +140,7 @@ static void preload_dir(const char *dir)
     struct dirent **ents = NULL;
     int n = scandir(dir, &ents, NULL, alphasort);
     for (int i = 0; i < n; i++) {
-        size_t len = strlen(ents[i]->d_name);
-        if (len > 3 && strcmp(ents[i]->d_name + len - 3, ".so") == 0) {
+        if (plugin_is_file(ents[i]->d_name)) {
             char path[PATH_MAX];
             if (snprintf(path, sizeof(path), "%s/%s", dir, ents[i]->d_name) < (int)sizeof(path) &&
                 !dlopen(path, RTLD_NOW | RTLD_LOCAL))

@@ -15,7 +15,7 @@
 
 #define LIST_MAX 256 /* files per listing; a plugin folder is not that big */
 
-static int is_plugin_file(const char *name)
+int plugin_is_file(const char *name)
 {
     size_t n = strlen(name);
     return n > 3 && strcmp(name + n - 3, ".so") == 0 && name[0] != '.';
@@ -73,7 +73,7 @@ int plugin_list(FILE *out, const char *const *dirs)
         char *files[LIST_MAX];
         size_t nf = 0;
         for (int i = 0; i < n; i++) {
-            if (is_plugin_file(ents[i]->d_name) && nf < LIST_MAX)
+            if (plugin_is_file(ents[i]->d_name) && nf < LIST_MAX)
                 files[nf++] = ents[i]->d_name;
         }
         qsort(files, nf, sizeof(files[0]), by_name);

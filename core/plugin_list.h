@@ -9,4 +9,7 @@
  * Returns how many files were looked at. */
 int plugin_list(FILE *out, const char *const *dirs);
 
+/* 1 when a folder entry named `name` is a plugin file (NAME.so, not hidden). */
+int plugin_is_file(const char *name);
+
 #endif
