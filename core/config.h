@@ -128,9 +128,7 @@ struct vm_config {
     int api_socket_fd;       /* --api-socket fd=, -1 */
     char *event_monitor_path;
     int event_monitor_fd;    /* -1 */
-    /* --seccomp true|false|log|errno: Cloud Hypervisor's option, taken so
-     * that orchestrators' command lines work (Kata passes --seccomp false);
-     * nimbus installs no filters yet (issue 19). */
+    /* --seccomp true|false|log|errno (core/seccomp_filter.c); NULL means true. */
     char *seccomp;
     /* --landlock: confine the process to the paths the configuration names
      * (core/landlock.c); --landlock-rules adds paths for later requests. */

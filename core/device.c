@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "seccomp_filter.h"
 #include "virtio/virtio_pci.h"
 
 /* ---- plugin loading ---------------------------------------------------- */
@@ -545,6 +546,7 @@ static int groups_start(struct device *d, const nimbus_virtio_info *info, char *
         d->ngroups = g + 1;
         char name[24];
         snprintf(name, sizeof(name), "%.8s_q%u", shortname, g);
+        el_set_seccomp(grp->el, SECCOMP_DEVICE);
         int r = el_start_named(grp->el, name);
         if (r < 0) {
             snprintf(err, errlen, "%s: cannot start I/O thread %u: %s", d->name, g,

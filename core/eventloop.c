@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "seccomp_filter.h"
 
 struct watch {
     int fd;
@@ -36,6 +37,8 @@ struct event_loop {
     int stop;
     int running;
     pthread_t thread;
+    int seccomp_kind; /* enum seccomp_kind, or -1: the creator's filter only */
+    char name[16];
 };
 
 struct event_loop *el_create(void)
@@ -47,6 +50,7 @@ struct event_loop *el_create(void)
     el->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (el->epfd < 0 || el->wakefd < 0)
         goto fail;
+    el->seccomp_kind = -1;
     pthread_mutex_init(&el->lock, NULL);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (epoll_ctl(el->epfd, EPOLL_CTL_ADD, el->wakefd, &ev) < 0)
@@ -213,6 +217,12 @@ int el_run_once(struct event_loop *el, int timeout_ms)
 static void *loop_thread(void *arg)
 {
     struct event_loop *el = arg;
+    /* The thread names itself: naming it from outside means a write to
+     * /proc/self/task/TID/comm, a file open the creator need not do. */
+    if (el->name[0])
+        pthread_setname_np(pthread_self(), el->name);
+    if (el->seccomp_kind >= 0)
+        seccomp_enter((enum seccomp_kind)el->seccomp_kind, el->name[0] ? el->name : NULL);
     for (;;) {
         pthread_mutex_lock(&el->lock);
         int stop = el->stop;
@@ -230,16 +240,17 @@ static void *loop_thread(void *arg)
 
 int el_start_named(struct event_loop *el, const char *name)
 {
+    snprintf(el->name, sizeof(el->name), "%s", name ? name : "");
     int r = pthread_create(&el->thread, NULL, loop_thread, el);
     if (r)
         return -r;
     el->running = 1;
-    if (name) {
-        char n[16];
-        snprintf(n, sizeof(n), "%s", name);
-        pthread_setname_np(el->thread, n);
-    }
     return 0;
+}
+
+void el_set_seccomp(struct event_loop *el, int kind)
+{
+    el->seccomp_kind = kind;
 }
 
 int el_rename(struct event_loop *el, const char *name)

@@ -33,6 +33,9 @@ int el_post(struct event_loop *el, el_work_fn fn, void *opaque);
 int el_start(struct event_loop *el);
 /* The same, naming the thread (at most 15 bytes show: ps, top, gdb, seccomp logs). */
 int el_start_named(struct event_loop *el, const char *name);
+/* Before el_start: the loop thread confines itself with this seccomp kind
+ * (enum seccomp_kind, core/seccomp_filter.h) before running anything. */
+void el_set_seccomp(struct event_loop *el, int kind);
 /* Rename a running loop's thread (truncated to 15 bytes). */
 int el_rename(struct event_loop *el, const char *name);
 /* Ask the loop to stop and wait for the thread to finish. */

@@ -23,6 +23,13 @@ void log_set_level(int level)
 
 int log_get_level(void) { return log_level; }
 
+/* Unlocked on purpose: the seccomp reporter calls it from a signal handler. */
+int log_file_fd(void)
+{
+    FILE *fp = __atomic_load_n(&log_fp, __ATOMIC_RELAXED);
+    return fp ? fileno(fp) : -1;
+}
+
 int log_set_file(const char *path)
 {
     FILE *fp = fopen(path, "ae");
@@ -32,7 +39,7 @@ int log_set_file(const char *path)
     pthread_mutex_lock(&log_lock);
     if (log_fp)
         fclose(log_fp);
-    log_fp = fp;
+    __atomic_store_n(&log_fp, fp, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&log_lock);
     return 0;
 }

@@ -11,6 +11,8 @@ void log_set_level(int level);
 int log_get_level(void);
 /* Redirect log output to `path` (appending).  Returns 0 or -errno. */
 int log_set_file(const char *path);
+/* The --log-file descriptor, or -1: for async-signal-safe reports. */
+int log_file_fd(void);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*

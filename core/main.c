@@ -10,6 +10,7 @@
 #include "device.h"
 #include "landlock.h"
 #include "plugin_list.h"
+#include "seccomp_filter.h"
 #include "log.h"
 #include "vcpu.h"
 #include "vmm/vmm.h"
@@ -78,6 +79,14 @@ int main(int argc, char **argv)
             config_free(&cfg);
             return 2;
         }
+    }
+
+    /* After Landlock (whose set-up calls the filters do not allow) and
+     * before any other thread, which then inherits this one's filter. */
+    if (seccomp_setup((enum seccomp_mode)seccomp_parse_mode(cfg.seccomp), err, sizeof(err)) < 0) {
+        fprintf(stderr, "nimbus: error: %s\n", err);
+        config_free(&cfg);
+        return 1;
     }
 
     /* Everything else happens in the VMM's control loop (vmm/vmm.c). */

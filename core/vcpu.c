@@ -11,6 +11,7 @@
 
 #include "cpuid.h"
 #include "log.h"
+#include "seccomp_filter.h"
 #include "vm.h"
 
 #define SIG_KICK SIGUSR1
@@ -224,6 +225,7 @@ static void *vcpu_thread(void *arg)
     char tname[16];
     snprintf(tname, sizeof(tname), "vcpu%u", v->index);
     pthread_setname_np(pthread_self(), tname);
+    seccomp_enter(SECCOMP_VCPU, tname);
 
     int first = 1;
     while (!vm_should_stop(vm)) {

@@ -14,6 +14,7 @@
 #include "device_acpi.h"
 #include "layout.h"
 #include "log.h"
+#include "seccomp_filter.h"
 #include "vcpu.h"
 
 const char *vm_state_name(enum vm_state s)
@@ -280,7 +281,8 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 
 int vm_boot(struct vm *vm, char *err, size_t errlen)
 {
-    int r = el_start(vm->el);
+    el_set_seccomp(vm->el, SECCOMP_DEVICE);
+    int r = el_start_named(vm->el, "devices");
     if (r < 0) {
         snprintf(err, errlen, "cannot start the event loop: %s", strerror(-r));
         return -1;

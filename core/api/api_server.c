@@ -17,6 +17,7 @@
 #include "eventloop.h"
 #include "http_req.h"
 #include "log.h"
+#include "seccomp_filter.h"
 
 #define RECV_CHUNK 16384u
 
@@ -492,6 +493,7 @@ struct api_server *api_server_start(int listen_fd, api_submit_fn submit, void *o
         snprintf(err, errlen, "cannot set up the API server: %s", strerror(errno));
         goto fail;
     }
+    el_set_seccomp(s->el, SECCOMP_API);
     int r = el_start_named(s->el, "http-server");
     if (r < 0) {
         snprintf(err, errlen, "cannot start the API thread: %s", strerror(-r));

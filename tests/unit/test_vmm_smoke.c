@@ -5,6 +5,7 @@
  * /dev/kvm (any flavour: the guest is freestanding); skipped otherwise.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -263,6 +264,143 @@ static void test_third_party_plugin_loads(void **state)
     assert_non_null(strstr(r.out, "cmdline=p plugged"));
 }
 
+/* ---- --seccomp ---- */
+
+#define PROBE "plugin=" NIMBUS_TEST_ABI_PLUGIN_DIR "/syscall_probe.so"
+
+/* A forbidden call ends nimbus with one line naming the call and the
+ * thread, on each kind of thread; --seccomp false lets the same call
+ * through, and errno makes it fail instead. */
+static void test_seccomp_forbidden_call_is_named(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    static const struct {
+        const char *cmdline, *device, *seccomp, *want;
+        int ok;
+    } cases[] = {
+        {"p", PROBE ",call=acct,on=create", NULL,
+         "thread 'nimbus' (vmm) made a forbidden system call: acct", 0},
+        {"o", PROBE ",call=socket,on=io", NULL,
+         "thread 'vcpu0' (vcpu) made a forbidden system call: socket", 0},
+        {"h", PROBE ",call=acct,on=timer", "true",
+         "thread 'devices' (device) made a forbidden system call: acct", 0},
+        {"o", PROBE ",call=socket,on=io", "false", NULL, 1},
+        {"p", PROBE ",call=acct,on=create", "errno", NULL, 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct run r;
+        const char *args[12] = {"--kernel", NIMBUS_TEST_TINY_GUEST, "--cmdline", cases[i].cmdline,
+                                "--device", cases[i].device};
+        int n = 6;
+        if (cases[i].seccomp) {
+            args[n++] = "--seccomp";
+            args[n++] = cases[i].seccomp;
+        }
+        args[n] = NULL;
+        run_nimbus(args, &r, 0, 0);
+        if (cases[i].ok) {
+            if (r.status != 0)
+                fail_msg("case %zu: exit %d, stderr: %s", i, r.status, r.err);
+            continue;
+        }
+        if (r.status == 0 || !strstr(r.err, cases[i].want))
+            fail_msg("case %zu: exit %d, want \"%s\" in stderr: %s", i, r.status, cases[i].want,
+                     r.err);
+    }
+}
+
+static int own_filters(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = 0;
+    while (f && fgets(line, sizeof(line), f))
+        sscanf(line, "Seccomp_filters: %d", &n);
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Every thread of a running nimbus with every kind of device carries a
+ * filter, and those past the main thread their own on top of it. */
+static void test_seccomp_on_every_thread(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    char disk[] = "/tmp/nimbus-seccomp-disk-XXXXXX";
+    int dfd = mkstemp(disk);
+    assert_true(dfd >= 0);
+    assert_int_equal(ftruncate(dfd, 1 << 20), 0);
+    close(dfd);
+    char diskopt[64], sock[64];
+    snprintf(diskopt, sizeof(diskopt), "path=%s", disk);
+    snprintf(sock, sizeof(sock), "/tmp/nimbus-seccomp-%d.sock", (int)getpid());
+    for (int off = 0; off < 2; off++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int devnull = open("/dev/null", O_RDWR);
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+            execl(NIMBUS_TEST_NIMBUS_BIN, NIMBUS_TEST_NIMBUS_BIN, "--kernel",
+                  NIMBUS_TEST_TINY_GUEST, "--cmdline", "l", "--memory", "size=64M", "--disk",
+                  diskopt, "--rng", "--console", "off", "--net", "user=on", "--api-socket", sock,
+                  "--seccomp", off ? "false" : "true", (char *)NULL);
+            _exit(127);
+        }
+        /* Threads start as the VM boots: wait for the vCPU's.  Filters are
+         * counted beyond ours: a container runs everything under one. */
+        int threads = 0, filtered = 0, stacked = 0, vcpu = 0, base = own_filters();
+        for (int tries = 0; tries < 100 && !vcpu; tries++) {
+            usleep(50 * 1000);
+            threads = filtered = stacked = 0;
+            char dir[64];
+            snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+            DIR *d = opendir(dir);
+            if (!d)
+                break;
+            struct dirent *e;
+            while ((e = readdir(d))) {
+                if (e->d_name[0] == '.')
+                    continue;
+                char path[400], line[256];
+                snprintf(path, sizeof(path), "%s/%s/status", dir, e->d_name);
+                FILE *f = fopen(path, "r");
+                if (!f)
+                    continue;
+                int mode = -1, nfilters = -1;
+                while (fgets(line, sizeof(line), f)) {
+                    if (strcmp(line, "Name:\tvcpu0\n") == 0)
+                        vcpu = 1;
+                    sscanf(line, "Seccomp: %d", &mode);
+                    sscanf(line, "Seccomp_filters: %d", &nfilters);
+                }
+                fclose(f);
+                threads++;
+                filtered += mode == 2 && nfilters > base;
+                stacked += nfilters >= base + 2;
+            }
+            closedir(d);
+        }
+        kill(pid, SIGTERM);
+        int st;
+        waitpid(pid, &st, 0);
+        assert_true(vcpu);
+        /* main, devices, vcpu0, http-server, blk_q0, net_q0 at least */
+        assert_true(threads >= 6);
+        if (off) {
+            assert_int_equal(filtered, 0);
+        } else {
+            if (filtered != threads || stacked < threads - 2)
+                fail_msg("%d threads, %d filtered, %d with their own filter", threads, filtered,
+                         stacked);
+        }
+    }
+    unlink(disk);
+}
+
 /* ---- --landlock ---- */
 
 static int sh_quiet(const char *cmd)
@@ -352,6 +490,8 @@ int main(void)
         cmocka_unit_test(test_plugin_for_newer_abi_refused),
         cmocka_unit_test(test_third_party_plugin_loads),
         cmocka_unit_test(test_landlock_confines_to_the_configuration),
+        cmocka_unit_test(test_seccomp_forbidden_call_is_named),
+        cmocka_unit_test(test_seccomp_on_every_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

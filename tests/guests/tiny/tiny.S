@@ -9,7 +9,8 @@
  *       mean the same in 32-bit mode), 't' triple fault,
  *   'h' halt forever (timeout tests), 'u' a ud2,
  *   'l' print '.' forever, one every ~2^20 loop turns: a guest whose progress
- *       a test can watch (pause/resume).
+ *       a test can watch (pause/resume),
+ *   'o' write a byte to port 0x510 (a test plugin's register), then power off.
  */
     .section .note.Xen, "a"
     .p2align 2
@@ -59,6 +60,8 @@ _start:
     je      undefined
     cmp     $'l', %al
     je      ticks
+    cmp     $'o', %al
+    je      probe_port
 poweroff:
     mov     $0x600, %dx
     movb    $0x34, %al              /* SLP_TYP=5 (S5) << 2 | SLP_EN */
@@ -77,6 +80,10 @@ triple:
     int     $3
 undefined:
     ud2
+probe_port:
+    mov     $0x510, %dx
+    outb    %al, %dx
+    jmp     poweroff
 ticks:
     mov     $0x3f8, %dx
 5:  movb    $'.', %al
