@@ -213,8 +213,25 @@ static int h_msi_send(void *hctx, uint64_t addr, uint32_t data)
 void device_lock(struct device *d)
 {
     pthread_mutex_lock(&d->lock);
+    device_groups_lock(d);
+}
+
+void device_groups_lock(struct device *d)
+{
     for (uint32_t g = 0; g < d->ngroups; g++)
         pthread_mutex_lock(&d->groups[g].lock);
+}
+
+int device_groups_trylock(struct device *d)
+{
+    for (uint32_t g = 0; g < d->ngroups; g++) {
+        if (pthread_mutex_trylock(&d->groups[g].lock) != 0) {
+            while (g-- > 0)
+                pthread_mutex_unlock(&d->groups[g].lock);
+            return -EBUSY;
+        }
+    }
+    return 0;
 }
 
 void device_unlock(struct device *d)
@@ -496,6 +513,13 @@ static void h_virtio_needs_reset(void *hctx)
         virtio_pci_needs_reset(d->virtio, "reported by the device");
 }
 
+static void h_virtio_reset_done(void *hctx)
+{
+    struct device *d = hctx;
+    if (d->virtio)
+        virtio_pci_reset_done(d->virtio);
+}
+
 const nimbus_host_api device_host_api = {
     .struct_size = sizeof(nimbus_host_api),
     .abi_major = NIMBUS_ABI_MAJOR,
@@ -521,6 +545,7 @@ const nimbus_host_api device_host_api = {
     .virtio_needs_reset = h_virtio_needs_reset,
     .fd_watch_group = h_fd_watch_group,
     .vq_size = h_vq_size,
+    .virtio_reset_done = h_virtio_reset_done,
 };
 
 /* ---- instances ----------------------------------------------------------- */

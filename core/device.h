@@ -92,6 +92,11 @@ struct device {
 /* Device-wide exclusion: d->lock, then every group lock. */
 void device_lock(struct device *d);
 void device_unlock(struct device *d);
+/* With d->lock held: every group lock, in index order (device_lock's second
+ * half), or without waiting: 0, or -EBUSY holding none of them (a group
+ * thread is inside the plugin, maybe for long: a synchronous disk read). */
+void device_groups_lock(struct device *d);
+int device_groups_trylock(struct device *d);
 /* The lock a call for `group` takes: the group's, or device-wide for
  * NIMBUS_VQ_GROUP_NONE (and any group the device does not have). */
 void device_group_lock(struct device *d, uint32_t group);

@@ -32,6 +32,16 @@
 /* A plugin must not offer what belongs to the transport. */
 #define TRANSPORT_RESERVED NIMBUS_VIRTIO_TRANSPORT_FEATURES
 
+/*
+ * A reset the driver asked for (status 0) that has not ended yet: the queues
+ * are inert and device_status keeps reading non-zero until it has.
+ */
+#define RESET_NONE 0
+#define RESET_WAIT_LOCKS 1   /* a group thread was inside the plugin: the plugin's
+                                reset starts at the next access that gets every lock */
+#define RESET_WAIT_PLUGIN 2  /* virtio_reset_begin left it pending */
+#define RESET_PLUGIN_DONE 3  /* virtio_reset_done came: only the transport's part is left */
+
 struct vpci_queue {
     struct virtqueue vq;
     struct virtio_pci *owner;
@@ -58,6 +68,7 @@ struct virtio_pci {
     uint16_t queue_select;
     uint16_t config_vector;
     int activated;
+    int resetting; /* RESET_*: written device-wide or by reset_done in a group call */
 
     uint64_t bar_addr; /* where BAR 0 is decoded, 0 when it is not */
     uint32_t nq;
@@ -86,6 +97,11 @@ static uint8_t status_of(const struct virtio_pci *v)
     return __atomic_load_n(&v->status, __ATOMIC_ACQUIRE);
 }
 
+static int resetting(const struct virtio_pci *v)
+{
+    return __atomic_load_n(&v->resetting, __ATOMIC_ACQUIRE);
+}
+
 static void irq_config(struct virtio_pci *v)
 {
     __atomic_fetch_or(&v->isr, 2, __ATOMIC_RELAXED);
@@ -95,6 +111,8 @@ static void irq_config(struct virtio_pci *v)
 
 void virtio_pci_needs_reset(struct virtio_pci *v, const char *why)
 {
+    if (resetting(v))
+        return; /* the driver is resetting it already; the status goes to 0 */
     uint8_t old = __atomic_fetch_or(&v->status, VIRTIO_STATUS_NEEDS_RESET, __ATOMIC_ACQ_REL);
     if (old & VIRTIO_STATUS_NEEDS_RESET)
         return; /* logged once per reset, however hostile the guest */
@@ -118,7 +136,7 @@ static void kick_ready(void *opaque, int fd, uint32_t revents)
     if (read(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
         return;
     device_group_lock(d, q->group);
-    if (d->state && v->activated && q->vq.started &&
+    if (d->state && v->activated && q->vq.started && !resetting(v) &&
         !(status_of(v) & VIRTIO_STATUS_NEEDS_RESET) && d->ops.virtio_queue_notify)
         d->ops.virtio_queue_notify(d->state, q->index);
     device_group_unlock(d, q->group);
@@ -166,13 +184,10 @@ static void bar_remap(void *opaque, uint32_t bar, uint64_t addr, int mapped)
 
 /* ---- device reset ------------------------------------------------------------- */
 
-/* Called with d->lock held. */
-static void device_reset_locked(struct virtio_pci *v)
+/* The transport's half of a reset, once the plugin has let go of the rings.
+ * Device-wide. */
+static void transport_reset(struct virtio_pci *v)
 {
-    struct device *d = v->dev;
-    /* The plugin drains its in-flight I/O first: the rings die right after. */
-    if (d->state)
-        d->ops.reset(d->state);
     for (uint32_t i = 0; i < v->nq; i++) {
         vq_reset(&v->q[i].vq, (uint16_t)v->info.queue_size_max);
         v->q[i].msix_vector = PCI_MSIX_NO_VECTOR;
@@ -185,6 +200,70 @@ static void device_reset_locked(struct virtio_pci *v)
     v->queue_select = 0;
     v->config_vector = PCI_MSIX_NO_VECTOR;
     v->activated = 0;
+    __atomic_store_n(&v->resetting, RESET_NONE, __ATOMIC_RELEASE);
+}
+
+/* Device-wide.  reset() also ends a reset the plugin left pending: it waits
+ * for the I/O, which is why only the machine reset (no vCPU runs) calls it
+ * on a plugin that has virtio_reset_begin. */
+static void device_reset_locked(struct virtio_pci *v)
+{
+    struct device *d = v->dev;
+    /* The plugin drains its in-flight I/O first: the rings die right after. */
+    if (d->state)
+        d->ops.reset(d->state);
+    transport_reset(v);
+}
+
+/*
+ * Device-wide: the driver's reset, without waiting for the plugin's I/O on
+ * this (vCPU) thread.  A plugin without virtio_reset_begin (minor <= 4)
+ * resets synchronously, as before; so does every plugin when the device
+ * was never started (status 0: nothing can be in flight).
+ */
+static void reset_start(struct virtio_pci *v)
+{
+    struct device *d = v->dev;
+    if (!d->state || !d->ops.virtio_reset_begin || v->status == 0) {
+        device_reset_locked(v);
+        return;
+    }
+    /* Before the call: a plugin that (against the rules) signals done from
+     * inside virtio_reset_begin is still understood. */
+    __atomic_store_n(&v->resetting, RESET_WAIT_PLUGIN, __ATOMIC_RELEASE);
+    int r = d->ops.virtio_reset_begin(d->state);
+    if (r == 0 || resetting(v) == RESET_PLUGIN_DONE) {
+        transport_reset(v);
+    } else if (r != NIMBUS_VIRTIO_RESET_PENDING) {
+        log_ratelimited(LOG_WARN, "%s: virtio_reset_begin returned %d; resetting synchronously",
+                        d->name, r);
+        device_reset_locked(v);
+    }
+}
+
+/* Device-wide, at every access to the common configuration: move a pending
+ * reset on as far as it can go now. */
+static void reset_advance(struct virtio_pci *v)
+{
+    switch (resetting(v)) {
+    case RESET_WAIT_LOCKS:
+        reset_start(v);
+        break;
+    case RESET_PLUGIN_DONE:
+        transport_reset(v);
+        break;
+    default:
+        break;
+    }
+}
+
+void virtio_pci_reset_done(struct virtio_pci *v)
+{
+    int want = RESET_WAIT_PLUGIN;
+    /* Release: the plugin's last completions happen before the driver can
+     * read status 0 (the reader's acquire in resetting()). */
+    __atomic_compare_exchange_n(&v->resetting, &want, RESET_PLUGIN_DONE, 0, __ATOMIC_ACQ_REL,
+                                __ATOMIC_ACQUIRE);
 }
 
 void virtio_pci_reset(struct virtio_pci *v)
@@ -229,8 +308,9 @@ static void cc_image(struct virtio_pci *v, uint8_t img[CC_SIZE])
                     v->gfselect < 2 ? (uint32_t)(v->driver_features >> (32 * v->gfselect)) : 0);
     nimbus_le_store(img + CC_MSIX, 2, v->config_vector);
     nimbus_le_store(img + CC_NUMQ, 2, v->nq);
-    img[CC_STATUS] = v->status;
-    img[CC_GENERATION] = v->config_generation;
+    /* During a reset the old status, never 0: the driver polls for 0. */
+    img[CC_STATUS] = status_of(v);
+    img[CC_GENERATION] = __atomic_load_n(&v->config_generation, __ATOMIC_RELAXED);
     nimbus_le_store(img + CC_QSELECT, 2, v->queue_select);
     struct vpci_queue *q = selected(v);
     if (!q)
@@ -273,7 +353,7 @@ static void activate(struct virtio_pci *v)
 static void write_status(struct virtio_pci *v, uint8_t val)
 {
     if (val == 0) {
-        device_reset_locked(v);
+        reset_start(v);
         return;
     }
     uint8_t old = v->status;
@@ -369,6 +449,9 @@ static void common_access(struct virtio_pci *v, uint64_t off, void *data, uint32
         memcpy(data, img + off, len);
         return;
     }
+    /* Until a reset ends the driver may only poll the status (2.4.2). */
+    if (resetting(v))
+        return;
     memcpy(img + off, data, len);
     /* Apply every field the write touched, merged with its untouched bytes. */
     for (size_t i = 0; i < sizeof(cc_fields) / sizeof(cc_fields[0]); i++) {
@@ -379,6 +462,45 @@ static void common_access(struct virtio_pci *v, uint64_t off, void *data, uint32
 }
 
 /* ---- BAR dispatch ---------------------------------------------------------------------- */
+
+/* The driver's reset, a one-byte write of 0 to device_status of a device
+ * it has started. */
+static int is_reset_write(const struct virtio_pci *v, uint64_t off, const void *data,
+                          uint32_t len)
+{
+    return off == CC_STATUS && len == 1 && *(const uint8_t *)data == 0 && status_of(v) != 0;
+}
+
+static void common_io(struct virtio_pci *v, uint64_t off, void *data, uint32_t len, int is_write)
+{
+    struct device *d = v->dev;
+    pthread_mutex_lock(&d->lock);
+    if (device_groups_trylock(d) < 0) {
+        /*
+         * A group thread is inside the plugin, maybe for as long as a
+         * synchronous read on a hung file system takes.  Waiting for it
+         * here would stall this vCPU, and through d->lock the event loop.
+         * Reads, writes during a reset (ignored) and the reset itself need
+         * no plugin call: the transport's state only changes under d->lock,
+         * held here.  The plugin's part of the reset starts at the first
+         * access after the group let go, typically the driver's next poll.
+         */
+        if (!is_write || resetting(v)) {
+            common_access(v, off, data, len, is_write);
+            pthread_mutex_unlock(&d->lock);
+            return;
+        }
+        if (is_reset_write(v, off, data, len)) {
+            __atomic_store_n(&v->resetting, RESET_WAIT_LOCKS, __ATOMIC_RELEASE);
+            pthread_mutex_unlock(&d->lock);
+            return;
+        }
+        device_groups_lock(d); /* driver setup: no I/O of this device is running */
+    }
+    reset_advance(v);
+    common_access(v, off, data, len, is_write);
+    device_unlock(d);
+}
 
 static void bar_io(void *opaque, uint32_t bar, uint64_t off, void *data, uint32_t len,
                    int is_write)
@@ -400,17 +522,21 @@ static void bar_io(void *opaque, uint32_t bar, uint64_t off, void *data, uint32_
             kick(&v->q[qi]);
         return;
     }
-    device_lock(d);
     if (off < VPCI_COMMON_OFF + VPCI_REGION_SIZE) {
-        common_access(v, off - VPCI_COMMON_OFF, data, len, is_write);
-    } else if (off < VPCI_ISR_OFF + VPCI_REGION_SIZE) {
+        common_io(v, off - VPCI_COMMON_OFF, data, len, is_write);
+        return;
+    }
+    device_lock(d);
+    if (off < VPCI_ISR_OFF + VPCI_REGION_SIZE) {
         /* Reading ISR acknowledges it (4.1.4.5); writes are ignored. */
         if (!is_write && off == VPCI_ISR_OFF)
             *(uint8_t *)data = __atomic_exchange_n(&v->isr, 0, __ATOMIC_RELAXED);
     } else if (off < VPCI_DEVCFG_OFF + VPCI_REGION_SIZE) {
         uint64_t o = off - VPCI_DEVCFG_OFF;
         int r = -EINVAL;
-        if (o < v->info.config_size && len <= v->info.config_size - o) {
+        if (resetting(v)) {
+            r = 0; /* no virtio op until the plugin's reset ended: reads 0 */
+        } else if (o < v->info.config_size && len <= v->info.config_size - o) {
             if (is_write && d->ops.virtio_config_write)
                 r = d->ops.virtio_config_write(d->state, o, data, len);
             else if (!is_write && d->ops.virtio_config_read)
@@ -433,7 +559,7 @@ int virtio_pci_vq_pop(struct virtio_pci *v, uint32_t queue, nimbus_vq_buf *bufs,
     if (queue >= v->nq || !bufs || !nbufs || !head)
         return -EINVAL;
     struct vpci_queue *q = &v->q[queue];
-    if (!q->vq.started || (status_of(v) & VIRTIO_STATUS_NEEDS_RESET))
+    if (!q->vq.started || resetting(v) || (status_of(v) & VIRTIO_STATUS_NEEDS_RESET))
         return 0;
     uint16_t h = 0;
     int r = vq_pop(&q->vq, &v->mem, bufs, cap, nbufs, &h);
@@ -454,6 +580,9 @@ int virtio_pci_vq_push(struct virtio_pci *v, uint32_t queue, uint32_t head, uint
         return -EINVAL;
     if (!v->q[queue].vq.started)
         return -EINVAL;
+    /* The driver reset the device: its rings are no longer the device's. */
+    if (resetting(v))
+        return -ECANCELED;
     return vq_push(&v->q[queue].vq, (uint16_t)head, written);
 }
 
@@ -462,7 +591,7 @@ int virtio_pci_vq_notify(struct virtio_pci *v, uint32_t queue)
     if (queue >= v->nq)
         return -EINVAL;
     struct vpci_queue *q = &v->q[queue];
-    if (!q->vq.started || !vq_should_notify(&q->vq))
+    if (!q->vq.started || resetting(v) || !vq_should_notify(&q->vq))
         return 0;
     __atomic_fetch_or(&v->isr, 1, __ATOMIC_RELAXED);
     return v->func ? pci_msix_notify(v->func, q->msix_vector) : 0;
@@ -479,7 +608,7 @@ uint32_t virtio_pci_vq_size(struct virtio_pci *v, uint32_t queue)
 int virtio_pci_config_changed(struct virtio_pci *v)
 {
     __atomic_fetch_add(&v->config_generation, 1, __ATOMIC_RELAXED);
-    if (status_of(v) & VIRTIO_STATUS_DRIVER_OK)
+    if ((status_of(v) & VIRTIO_STATUS_DRIVER_OK) && !resetting(v))
         irq_config(v);
     return 0;
 }

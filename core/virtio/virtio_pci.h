@@ -44,8 +44,21 @@ struct virtio_pci *virtio_pci_create(struct device *d, const nimbus_virtio_info 
                                      char *err, size_t errlen);
 /* Stop kicks and free the transport (after the plugin was destroyed). */
 void virtio_pci_destroy(struct virtio_pci *v);
-/* Machine reset: the virtio device reset, as if the driver wrote status 0. */
+/*
+ * Machine reset: the virtio device reset, synchronous (the plugin's reset()
+ * waits for its I/O, also I/O of a reset the driver started and that is
+ * still pending).  Call it from a VMM thread, never a vCPU.
+ *
+ * The driver's reset (status 0, on a vCPU) never waits: a plugin with
+ * virtio_reset_begin (ABI minor 5) may leave it pending and end it with
+ * virtio_pci_reset_done; a group thread busy inside the plugin defers it
+ * to a later access.  Meanwhile device_status reads non-zero, the queues
+ * are inert (no kick reaches the plugin, vq_pop yields nothing, vq_push and
+ * vq_notify are refused) and other writes are ignored.
+ */
 void virtio_pci_reset(struct virtio_pci *v);
+/* The plugin's pending reset ended (host service virtio_reset_done). */
+void virtio_pci_reset_done(struct virtio_pci *v);
 
 /* Host services behind nimbus_host_api (caller holds d->lock: inside an op). */
 int virtio_pci_vq_pop(struct virtio_pci *v, uint32_t queue, nimbus_vq_buf *bufs, uint32_t cap,

@@ -203,6 +203,9 @@ struct blk_uring {
     int up;  /* ring initialised */
     int watched; /* efd is watched (between activation and reset) */
     int has_falloc; /* IORING_OP_FALLOCATE (5.6+); else fallocate runs inline */
+    int restricted; /* IORING_REGISTER_RESTRICTIONS took: only our opcodes run */
+    int draining;   /* reset/destroy/restore: completions are only counted */
+    int resetting;  /* a driver reset waits for this queue's last completion */
     uint32_t inflight; /* SQEs prepared and not reaped yet */
     int retry_armed;   /* timer BLK_RETRY_TIMER + queue set after a failed submit */
     int warned_submit;
@@ -244,7 +247,9 @@ struct blk_dev {
     uint64_t features; /* negotiated; 0 until activate */
     int activated;
     int writethrough; /* FLUSH not negotiated: every write must be stable */
-    int draining;     /* reset/destroy: completions are only counted */
+    /* Queues a pending driver reset still waits for (virtio_reset_begin);
+     * the queue that takes it to 0 calls virtio_reset_done.  Atomic. */
+    uint32_t resetting_queues;
     int groups;       /* host has fd_watch_group: one I/O group per queue */
     uint32_t seg_max;
     uint32_t iov_cap; /* buffers per chain we accept */
@@ -298,6 +303,8 @@ void blk_req_io_error(struct blk_dev *d, struct blk_req *r, int64_t res, uint64_
 int blk_queues_alloc(struct blk_dev *d);
 void blk_queues_free(struct blk_dev *d);
 void blk_queues_reset(struct blk_dev *d);
+/* One queue's slots back to power-on (nothing of it in flight). */
+void blk_queue_reset(struct blk_queue *q);
 /* Write the status byte, vq_push, free the slot, note the notification. */
 void blk_req_finish(struct blk_dev *d, struct blk_req *r);
 /* Release a slot without touching the guest (reset/destroy drain). */
@@ -324,6 +331,9 @@ void blk_uring_submit(struct blk_queue *q);
 uint32_t blk_uring_reap(struct blk_queue *q);
 /* Wait for every op in flight to end, without touching the guest. */
 void blk_uring_drain(struct blk_queue *q);
+/* Without waiting: from now on completions touch nothing, and the kernel is
+ * asked to cancel what it has (IORING_ASYNC_CANCEL_ANY, 5.19+).  Device-wide. */
+void blk_uring_cancel_all(struct blk_queue *q);
 void blk_uring_eventfd_clear(struct blk_queue *q);
 /* Stop (1) or resume (0) eventfd signals while we reap the ring ourselves. */
 void blk_uring_mute(struct blk_queue *q, int mute);

@@ -157,23 +157,33 @@ static int blk_create(const nimbus_host_api *host, void *hctx, const char *optio
     return 0;
 }
 
+/* A queue with nothing in flight back to its power-on state.  In q's group
+ * calls or device-wide (only its own timer and eventfd). */
+static void queue_quiet(struct blk_dev *d, struct blk_queue *q)
+{
+    blk_queue_reset(q);
+    if (q->uring.retry_armed) {
+        q->uring.retry_armed = 0;
+        d->host->timer_arm(d->hctx, BLK_RETRY_TIMER + q->index, 0);
+    }
+    /* Watched again at the next activation (back to power-on state). */
+    blk_uring_unwatch(q);
+    blk_uring_eventfd_clear(q);
+}
+
 /* Every in-flight op finishes before the slots are forgotten: after reset
- * the guest may reuse (or unmap) the memory they point at. */
+ * the guest may reuse (or unmap) the memory they point at.  This waits, so
+ * only destroy, the machine reset and restore (VMM threads) come here; it
+ * also ends a driver reset left pending. */
 static void quiesce(struct blk_dev *d)
 {
-    for (uint32_t i = 0; i < d->opts.num_queues; i++)
-        blk_uring_drain(&d->queues[i]);
-    blk_queues_reset(d);
     for (uint32_t i = 0; i < d->opts.num_queues; i++) {
         struct blk_queue *q = &d->queues[i];
-        if (q->uring.retry_armed) {
-            q->uring.retry_armed = 0;
-            d->host->timer_arm(d->hctx, BLK_RETRY_TIMER + i, 0);
-        }
-        /* Watched again at the next activation (back to power-on state). */
-        blk_uring_unwatch(q);
-        blk_uring_eventfd_clear(q);
+        blk_uring_drain(q);
+        q->uring.resetting = 0;
+        queue_quiet(d, q);
     }
+    __atomic_store_n(&d->resetting_queues, 0, __ATOMIC_RELAXED);
 }
 
 static void blk_destroy(void *dev)
@@ -201,6 +211,67 @@ static void blk_reset(void *dev)
     d->features = 0;
     d->activated = 0;
     d->writethrough = 0;
+}
+
+/*
+ * The driver's reset, on its vCPU (ABI minor 5): never waits.  Queues with
+ * requests in flight ask the kernel to cancel them and stay "resetting";
+ * each ends on its own thread when its last completion arrives
+ * (reset_progress), and the last one tells the host.  Until then nothing
+ * is popped (activated is 0, and the host yields nothing) and completions
+ * touch neither the guest's memory nor its rings.
+ */
+static int blk_reset_begin(void *dev)
+{
+    struct blk_dev *d = dev;
+    if (!NIMBUS_HAS_MEMBER(d->host, nimbus_host_api, virtio_reset_done) ||
+        !d->host->virtio_reset_done) {
+        blk_reset(d); /* a host that cannot be told later */
+        return 0;
+    }
+    uint32_t pending = 0;
+    for (uint32_t i = 0; i < d->opts.num_queues; i++) {
+        struct blk_queue *q = &d->queues[i];
+        struct blk_uring *u = &q->uring;
+        if (u->up && u->inflight > 0 && u->watched) {
+            blk_uring_cancel_all(q);
+            blk_uring_reap(q); /* what already ended is dropped now */
+        }
+        if (u->up && u->inflight > 0 && u->watched) {
+            /* Its eventfd stays watched: the completions end the reset. */
+            u->resetting = 1;
+            pending++;
+            continue;
+        }
+        /* Nothing in flight (synchronous engines run inside group calls,
+         * which never overlap this one): at power-on at once. */
+        blk_uring_drain(q);
+        queue_quiet(d, q);
+    }
+    d->features = 0;
+    d->activated = 0;
+    d->writethrough = 0;
+    if (!pending)
+        return 0;
+    __atomic_store_n(&d->resetting_queues, pending, __ATOMIC_RELEASE);
+    return NIMBUS_VIRTIO_RESET_PENDING;
+}
+
+/* q's group call (its eventfd) or device-wide (its retry timer), during a
+ * pending driver reset: reap, and once q has nothing in flight put it back
+ * to power-on; the last queue to get there ends the reset. */
+static void reset_progress(struct blk_dev *d, struct blk_queue *q)
+{
+    struct blk_uring *u = &q->uring;
+    blk_uring_submit(q); /* SQEs a failed submit left (the cancel among them) */
+    blk_uring_reap(q);
+    if (u->inflight > 0)
+        return;
+    u->resetting = 0;
+    u->draining = 0;
+    queue_quiet(d, q);
+    if (__atomic_sub_fetch(&d->resetting_queues, 1, __ATOMIC_ACQ_REL) == 0)
+        d->host->virtio_reset_done(d->hctx);
 }
 
 static int blk_virtio_info(void *dev, nimbus_virtio_info *info)
@@ -299,7 +370,10 @@ static void blk_fd_ready(void *dev, int fd, uint64_t token, uint32_t revents)
     if (!q->uring.up || fd != q->uring.efd)
         return;
     blk_uring_eventfd_clear(q);
-    blk_run_queue(d, q, 0);
+    if (q->uring.resetting)
+        reset_progress(d, q);
+    else
+        blk_run_queue(d, q, 0);
 }
 
 /* Device-wide, so it may run any queue: the one whose submit failed. */
@@ -310,7 +384,10 @@ static void blk_timer_fired(void *dev, uint32_t timer_id)
     if (i >= d->opts.num_queues)
         return;
     d->queues[i].uring.retry_armed = 0;
-    blk_run_queue(d, &d->queues[i], 0);
+    if (d->queues[i].uring.resetting)
+        reset_progress(d, &d->queues[i]);
+    else
+        blk_run_queue(d, &d->queues[i], 0);
 }
 
 static int blk_flush(void *dev)
@@ -409,9 +486,10 @@ static const nimbus_device_ops blk_ops = {
     .virtio_activate = blk_activate,
     .virtio_queue_notify = blk_queue_notify,
     .counters = blk_counters,
+    .virtio_reset_begin = blk_reset_begin,
 };
 
-NIMBUS_PLUGIN_DECLARE("virtio_blk", "1.2",
+NIMBUS_PLUGIN_DECLARE("virtio_blk", "1.3",
                       "virtio block device (raw or qcow2 image, or block device)",
                       "path=<file>,readonly=on|off,direct=on|off,num_queues=<1..16>,"
                       "queue_size=<4..1024>,id=<text>,serial=<text>,aio=io_uring|sync,"

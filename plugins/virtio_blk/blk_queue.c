@@ -49,18 +49,21 @@ void blk_queues_free(struct blk_dev *d)
     }
 }
 
+void blk_queue_reset(struct blk_queue *q)
+{
+    uint32_t qs = q->dev->opts.queue_size;
+    /* Lowest slot on top: a light load keeps touching the same slots. */
+    for (uint32_t s = 0; s < qs; s++)
+        q->free[s] = qs - 1 - s;
+    q->nfree = qs;
+    q->stalled = 0;
+    q->need_notify = 0;
+}
+
 void blk_queues_reset(struct blk_dev *d)
 {
-    uint32_t qs = d->opts.queue_size;
-    for (uint32_t i = 0; i < d->opts.num_queues; i++) {
-        struct blk_queue *q = &d->queues[i];
-        /* Lowest slot on top: a light load keeps touching the same slots. */
-        for (uint32_t s = 0; s < qs; s++)
-            q->free[s] = qs - 1 - s;
-        q->nfree = qs;
-        q->stalled = 0;
-        q->need_notify = 0;
-    }
+    for (uint32_t i = 0; i < d->opts.num_queues; i++)
+        blk_queue_reset(&d->queues[i]);
 }
 
 static void slot_put(struct blk_queue *q, struct blk_req *r)

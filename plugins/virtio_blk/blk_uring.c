@@ -5,12 +5,19 @@
  * Chains go to io_uring as READV/WRITEV straight on guest memory (no
  * copies), FSYNC(DATASYNC) and FALLOCATE; one submit per batch.
  * Completions raise the queue's eventfd, which its group thread watches,
- * so nothing here ever blocks except reset/destroy, which must wait for
- * the kernel to let go of guest memory.
+ * so nothing here ever blocks except destroy, a machine reset and state
+ * restore, which must wait for the kernel to let go of guest memory (the
+ * driver's reset does not: blk_uring_cancel_all, then the completions end
+ * it on the queue's thread).
+ *
+ * A seccomp filter sees io_uring_enter, not what the ring does: each ring
+ * is confined to the opcodes below (IORING_REGISTER_RESTRICTIONS, 5.10+)
+ * before it runs, so a compromised process cannot use it to open, connect
+ * or read other files behind the filter's back.
  *
  * A request has at most one op in the ring at a time; its slot is the
- * user_data.  The completion queue holds one entry per slot of the queue,
- * so it cannot overflow.
+ * user_data.  The completion queue holds two entries per slot of the
+ * queue, so it cannot overflow, even with one cancel per request.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -21,30 +28,64 @@
 
 #include "blk.h"
 
-static int ring_init(struct blk_queue *q)
+/* Everything prep() and blk_uring_cancel_all() queue; no SQE flags, and no
+ * register operation once the ring runs (the eventfd is registered first). */
+static const uint8_t allowed_ops[] = {
+    IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE,
+    IORING_OP_ASYNC_CANCEL,
+};
+
+static int ring_init(struct blk_queue *q, int disabled)
 {
     struct blk_uring *u = &q->uring;
-    /* One SQE and one CQE per slot: a batch never needs more, and N queues
-     * cost about what one shared ring of N * queue_size entries did. */
+    /* One SQE per slot: a batch never needs more, and N queues cost about
+     * what one shared ring of N * queue_size entries did.  Two CQEs per
+     * slot (the default): room for a cancel's beside each request's. */
     uint32_t n = q->dev->opts.queue_size; /* a power of two */
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_CQSIZE;
-    p.cq_entries = n;
-    int r = io_uring_queue_init_params(n, &u->ring, &p);
-    if (r == -EINVAL) {
-        /* Before 5.5 there is no CQSIZE; the default 2*n is more than enough. */
-        memset(&p, 0, sizeof(p));
-        r = io_uring_queue_init_params(n, &u->ring, &p);
+    /* Disabled until confined (blk_uring_init). */
+    p.flags = disabled ? IORING_SETUP_R_DISABLED : 0;
+    return io_uring_queue_init_params(n, &u->ring, &p);
+}
+
+/* The raw register call: Debian's liburing 2.3 declares
+ * io_uring_enable_rings and io_uring_register_restrictions but does not
+ * export them. */
+static int ring_enable(struct blk_queue *q)
+{
+    return io_uring_register((unsigned)q->uring.ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL,
+                             0);
+}
+
+/* Confine the ring to allowed_ops and start it.  0, or -errno with the ring
+ * still disabled (the caller then starts it unconfined). */
+static int ring_confine(struct blk_queue *q)
+{
+    struct io_uring_restriction res[sizeof(allowed_ops)];
+    memset(res, 0, sizeof(res));
+    for (size_t i = 0; i < sizeof(allowed_ops); i++) {
+        res[i].opcode = IORING_RESTRICTION_SQE_OP;
+        res[i].sqe_op = allowed_ops[i];
     }
-    return r;
+    int r = io_uring_register((unsigned)q->uring.ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res,
+                              (unsigned)sizeof(allowed_ops));
+    if (r < 0)
+        return r;
+    return ring_enable(q);
 }
 
 int blk_uring_init(struct blk_queue *q)
 {
     struct blk_uring *u = &q->uring;
     u->efd = -1;
-    int r = ring_init(q);
+    int disabled = 1;
+    int r = ring_init(q, disabled);
+    if (r == -EINVAL) {
+        /* Before 5.10 there is no IORING_SETUP_R_DISABLED (nor restrictions). */
+        disabled = 0;
+        r = ring_init(q, disabled);
+    }
     if (r < 0)
         return r;
     struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
@@ -66,6 +107,25 @@ int blk_uring_init(struct blk_queue *q)
     r = io_uring_register_eventfd(&u->ring, u->efd);
     if (r < 0)
         goto fail;
+    u->restricted = 0;
+    if (disabled) {
+        int rc = ring_confine(q);
+        if (rc == 0) {
+            u->restricted = 1;
+        } else {
+            r = ring_enable(q);
+            if (r < 0)
+                goto fail;
+        }
+        if (rc < 0 && q->index == 0)
+            BLK_LOG(q->dev, NIMBUS_LOG_INFO,
+                    "virtio_blk: the kernel refused io_uring restrictions (%s); rings "
+                    "run unconfined", strerror(-rc));
+    } else if (q->index == 0) {
+        BLK_LOG(q->dev, NIMBUS_LOG_INFO,
+                "virtio_blk: io_uring rings cannot be confined on this kernel (before "
+                "5.10); they run unconfined");
+    }
     u->up = 1;
     return 0;
 fail:
@@ -206,9 +266,9 @@ static void complete_one(struct blk_queue *q, struct blk_req *r, int64_t res)
 {
     struct blk_dev *d = q->dev;
     q->uring.inflight--;
-    /* Only device-wide ops (reset, destroy, restore) set draining, and they
-     * never overlap a group call: a plain read is enough. */
-    if (d->draining) {
+    /* Only device-wide ops (reset, destroy, restore) set draining, and a
+     * queue's calls are serialised with them: a plain read is enough. */
+    if (q->uring.draining) {
         blk_req_drop(d, r);
         return;
     }
@@ -251,7 +311,7 @@ void blk_uring_drain(struct blk_queue *q)
     struct blk_uring *u = &q->uring;
     if (!u->up)
         return;
-    d->draining = 1;
+    u->draining = 1;
     int warned = 0;
     while (u->inflight > 0) {
         int r = io_uring_submit_and_wait(&u->ring, 1);
@@ -281,5 +341,28 @@ void blk_uring_drain(struct blk_queue *q)
             nanosleep(&ts, NULL);
         }
     }
-    d->draining = 0;
+    u->draining = 0;
+}
+
+void blk_uring_cancel_all(struct blk_queue *q)
+{
+    struct blk_uring *u = &q->uring;
+    if (!u->up)
+        return;
+    u->draining = 1;
+    /* One SQE cancels every request of the ring; its own CQE carries no
+     * slot (user_data 0), so reaping skips it.  Older kernels answer it
+     * with -EINVAL: the requests then simply run to their end.  A request
+     * the kernel cannot stop (a read stuck in a hung file system) ends
+     * when the file system lets it. */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (!sqe) {
+        blk_uring_submit(q);
+        sqe = io_uring_get_sqe(&u->ring);
+    }
+    if (sqe) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data(sqe, NULL);
+    }
+    blk_uring_submit(q);
 }

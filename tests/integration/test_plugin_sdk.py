@@ -146,7 +146,7 @@ def test_template_builds_out_of_tree_and_replays_its_corpus(tmp_path):
     assert re.search(r"virtio device id 4", out), out
     # nimbus loads it and reads its descriptor.
     listing = run([oot.prefix / "bin" / "nimbus", "--plugin-dir", oot.build, "--device", "help"])
-    assert re.search(r"^  virtio_template +1\.0 \(ABI 1\.4\)", listing, re.M), listing
+    assert re.search(r"^  virtio_template +1\.0 \(ABI 1\.\d+\)", listing, re.M), listing
     assert "options: seed=" in listing
 
 
@@ -215,7 +215,7 @@ def test_device_help_lists_and_explains_refusals(tmp_path):
     out = run([nimbus_bin(), "--plugin-dir", d, "--device", "help"])
     assert re.search(r"^  junk +refused: cannot load plugin", out, re.M), out
     assert re.search(r"^  virtio_rng +\(hidden by the one found earlier\)", out, re.M), out
-    assert re.search(rf"^  virtio_rng +1\.0 \(ABI 1\.4\)  {re.escape(str(d.resolve()))}/", out, re.M), out
+    assert re.search(rf"^  virtio_rng +1\.0 \(ABI 1\.\d+\)  {re.escape(str(d.resolve()))}/", out, re.M), out
     # Help alone is not a VM: no --kernel needed, exit 0, nothing on stderr.
     res = subprocess.run([str(nimbus_bin()), "--device", "help"], capture_output=True, text=True)
     assert res.returncode == 0 and res.stderr == "", res

@@ -3,7 +3,7 @@
  * published older ABI minor (tests/abi_compat) load through the current
  * core's loader and work through its real device path: port I/O on the
  * bus and GSI lines for 1.0, the virtio-pci transport over guest memory
- * for 1.1 to 1.3.
+ * for 1.1 to 1.3, a legacy device's ACPI node for 1.4.
  *
  *   test_abi_compat          inventory: every minor below ours has a fixture
  *                            that really was built for that minor
@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "device.h"
+#include "device_acpi.h"
 #include "eventloop.h"
 #include "layout.h"
 #include "memory.h"
@@ -651,6 +652,37 @@ static int run_v1_3(void)
     return cmocka_run_group_tests_name("abi_compat.v1_3", tests, NULL, NULL);
 }
 
+/* ---- ABI 1.4: a legacy device's ACPI node ---------------------------------- */
+
+static void test_v1_4_acpi_node(void **state)
+{
+    struct rig *r = *state;
+    struct device *d = create(r, "v1_4", "");
+    /* No virtio_reset_begin (1.5) or anything later reaches the core. */
+    expect_ops_through(d, offsetof(nimbus_device_ops, acpi_node) + sizeof(void *));
+    struct device_acpi a;
+    char err[256] = "";
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(device_acpi_node(d, &a, err, sizeof(err)), 1);
+    assert_string_equal(a.hid, "NIMB0014");
+    assert_int_equal(a.port, 0x540);
+    assert_int_equal(a.port_len, 8);
+    assert_int_equal(a.irq, 5);
+    assert_int_equal(pin(r, 0x541, 1), 0x14);
+    pout(r, 0x540, 1, 0xa5);
+    assert_int_equal(pin(r, 0x540, 1), 0xa5);
+    device_reset(d);
+    assert_int_equal(pin(r, 0x540, 1), 0);
+}
+
+static int run_v1_4(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_v1_4_acpi_node, rig_setup, rig_teardown),
+    };
+    return cmocka_run_group_tests_name("abi_compat.v1_4", tests, NULL, NULL);
+}
+
 /* ---- the fixtures --------------------------------------------------------- */
 
 /*
@@ -668,6 +700,7 @@ static const struct fixture_row {
     {"v1_1", 1, offsetof(nimbus_device_ops, counters), run_v1_1},
     {"v1_2", 2, offsetof(nimbus_device_ops, counters), run_v1_2},
     {"v1_3", 3, offsetof(nimbus_device_ops, counters) + sizeof(void *), run_v1_3},
+    {"v1_4", 4, offsetof(nimbus_device_ops, acpi_node) + sizeof(void *), run_v1_4},
 };
 #define NFIXTURES (sizeof(fixtures) / sizeof(fixtures[0]))
 

@@ -41,9 +41,9 @@
  *    only device-wide ops change needs nothing.  In a group call a plugin
  *    may use: log, gpa_*, msi_send, clock_ns, wallclock_ns, timer_arm, vq_*
  *    for the group's own queues, fd_watch_group for its own group,
- *    fd_unwatch of fds it watches in its own group, virtio_config_changed
- *    and virtio_needs_reset.  Device-wide ops may use every service on
- *    every queue and group.
+ *    fd_unwatch of fds it watches in its own group, virtio_config_changed,
+ *    virtio_needs_reset and (minor 5) virtio_reset_done.  Device-wide ops
+ *    may use every service on every queue and group.
  *  - A plugin must not create threads and must not keep host pointers
  *    obtained from gpa_map beyond the op that obtained them (virtqueue
  *    buffers from vq_pop are the exception: see nimbus_vq_buf).
@@ -78,7 +78,7 @@ extern "C" {
 #endif
 
 #define NIMBUS_ABI_MAJOR 1
-#define NIMBUS_ABI_MINOR 4
+#define NIMBUS_ABI_MINOR 5
 #define NIMBUS_PLUGIN_SYMBOL "nimbus_plugin_v1"
 
 /* True when a table written with `struct_size` contains `member`. */
@@ -124,6 +124,10 @@ extern "C" {
 
 /* ACPI nodes (minor 4): no interrupt in the node's _CRS. */
 #define NIMBUS_ACPI_NO_IRQ 0xffffffffu
+
+/* Asynchronous virtio reset (minor 5): what virtio_reset_begin returns when
+ * the reset ends later, with virtio_reset_done. */
+#define NIMBUS_VIRTIO_RESET_PENDING 1
 
 /* At most this many regions per device instance. */
 #define NIMBUS_MAX_REGIONS 8u
@@ -307,6 +311,17 @@ typedef struct nimbus_host_api {
      */
     uint32_t (*vq_size)(void *hctx, uint32_t queue);
 
+    /* ---- minor 5 ---- */
+    /*
+     * The reset a virtio_reset_begin left pending is complete: nothing the
+     * device started before it can touch guest memory any more, and the
+     * device is at its power-on state.  Call it exactly once per pending
+     * reset, from a later call into the device (a group call or a
+     * device-wide one, never from virtio_reset_begin itself); the host
+     * ignores a call when no reset is pending.
+     */
+    void (*virtio_reset_done)(void *hctx);
+
     /* Append new services here (minor bump). */
 } nimbus_host_api;
 
@@ -361,7 +376,9 @@ typedef struct nimbus_device_ops {
      * regions (the host's transport owns the BARs), reset() is the virtio
      * device reset (the driver wrote status 0, or the machine reset) and must
      * also drop every chain in flight: a plugin with asynchronous I/O waits
-     * for it to finish there, since the rings are gone afterwards.
+     * for it to finish there, since the rings are gone afterwards.  A
+     * plugin of minor 5 avoids that wait on the vCPU with
+     * virtio_reset_begin (below).
      */
     /* Required for virtio devices: describe the device (called after create). */
     int (*virtio_info)(void *dev, nimbus_virtio_info *info);
@@ -402,6 +419,29 @@ typedef struct nimbus_device_ops {
      * describe, fails the VM's creation with a message naming the plugin.
      */
     int (*acpi_node)(void *dev, nimbus_acpi_node *node);
+
+    /* ---- minor 5 ---- */
+    /*
+     * The driver's virtio reset (it wrote 0 to device_status), optional,
+     * device-wide, called instead of reset() for it, on a vCPU thread: it
+     * must not wait for I/O.  Return 0 when the device is back at its
+     * power-on state now, as reset() would leave it; or
+     * NIMBUS_VIRTIO_RESET_PENDING when requests are still in flight (a
+     * disk read on a hung network file system): the device stops taking
+     * chains at once, starts no new I/O, never touches the old chains again
+     * (no vq_push, no vq_notify: the host refuses them anyway), cancels what
+     * it can, and calls host->virtio_reset_done once its last request has
+     * ended.  Until then the host keeps device_status non-zero (the driver
+     * polls it until it reads 0, virtio 1.2, 2.4.2), ignores queue
+     * notifications and every other status write, and calls no io_* or
+     * virtio_* op; fd_ready and timer_fired go on (they carry the
+     * completions), and so may counters and flush.  A machine reset calls
+     * reset() and destroy() may come at any time: both must then finish the
+     * pending reset themselves, waiting for the I/O (they run on a VMM
+     * thread, never a vCPU).  Any other return makes the host call reset().
+     * Without this op (plugins of minor <= 4) the driver's reset is reset().
+     */
+    int (*virtio_reset_begin)(void *dev);
 
     /* Append new ops here (minor bump). */
 } nimbus_device_ops;
