@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "event_monitor.h"
+#include "privileges.h"
 #include "log.h"
 
 enum { TOKEN_REQUEST = 1, TOKEN_EXIT, TOKEN_SIGNAL };
@@ -264,6 +265,20 @@ static int watch(struct vmm *v, int fd, uint32_t token)
     return epoll_ctl(v->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/*
+ * After the privileged set-up: without an API nothing will make a tap any
+ * more; with one, a vm.create may still (CAP_NET_ADMIN stays).
+ */
+static int drop_privileges(int api)
+{
+    int r = privileges_drop(api);
+    if (r < 0) {
+        log_error("cannot drop capabilities: %s", strerror(-r));
+        return 1;
+    }
+    return 0;
+}
+
 int vmm_init(struct vmm *v, struct vm_config *cmdline)
 {
     memset(v, 0, sizeof(*v));
@@ -314,8 +329,9 @@ int vmm_init(struct vmm *v, struct vm_config *cmdline)
         }
     }
 
+    int api = v->api != NULL;
     if (!cmdline->kernel)
-        return 0; /* an API server waiting for vm.create */
+        return drop_privileges(api); /* an API server waiting for vm.create */
     /* The command line's VM: the VMM owns it from here (same struct, moved). */
     v->cfg = malloc(sizeof(*v->cfg));
     if (!v->cfg) {
@@ -338,7 +354,8 @@ int vmm_init(struct vmm *v, struct vm_config *cmdline)
             log_error("%s", err);
         return r == -EINVAL ? 2 : 1;
     }
-    return 0;
+    /* The taps exist now, and a reboot keeps them. */
+    return drop_privileges(api);
 }
 
 void vmm_destroy(struct vmm *v)

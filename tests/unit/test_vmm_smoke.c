@@ -264,6 +264,22 @@ static void test_third_party_plugin_loads(void **state)
     assert_non_null(strstr(r.out, "cmdline=p plugged"));
 }
 
+/* A "Field:\tvalue" line of /proc/PID/status, in `base`; ~0 if missing. */
+static uint64_t status_field(pid_t pid, const char *field, int base)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    uint64_t v = ~0ull;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, field, n) == 0)
+            v = strtoull(line + n, NULL, base);
+    if (f)
+        fclose(f);
+    return v;
+}
+
 /* ---- --seccomp ---- */
 
 #define PROBE "plugin=" NIMBUS_TEST_ABI_PLUGIN_DIR "/syscall_probe.so"
@@ -310,18 +326,6 @@ static void test_seccomp_forbidden_call_is_named(void **state)
     }
 }
 
-static int own_filters(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    int n = 0;
-    while (f && fgets(line, sizeof(line), f))
-        sscanf(line, "Seccomp_filters: %d", &n);
-    if (f)
-        fclose(f);
-    return n;
-}
-
 /* Every thread of a running nimbus with every kind of device carries a
  * filter, and those past the main thread their own on top of it. */
 static void test_seccomp_on_every_thread(void **state)
@@ -352,7 +356,8 @@ static void test_seccomp_on_every_thread(void **state)
         }
         /* Threads start as the VM boots: wait for the vCPU's.  Filters are
          * counted beyond ours: a container runs everything under one. */
-        int threads = 0, filtered = 0, stacked = 0, vcpu = 0, base = own_filters();
+        int threads = 0, filtered = 0, stacked = 0, vcpu = 0;
+        int base = (int)status_field(getpid(), "Seccomp_filters:\t", 10);
         for (int tries = 0; tries < 100 && !vcpu; tries++) {
             usleep(50 * 1000);
             threads = filtered = stacked = 0;
@@ -399,6 +404,57 @@ static void test_seccomp_on_every_thread(void **state)
         }
     }
     unlink(disk);
+}
+
+/* ---- capabilities ---- */
+
+/* Once the VM is built nimbus keeps only the DAC capabilities (a reboot
+ * reopens files by path), plus CAP_NET_ADMIN while an API client may
+ * still create a VM with a new tap. */
+static void test_capabilities_dropped_after_boot(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_KVM();
+    if (geteuid() != 0)
+        skip();
+    char sock[64];
+    snprintf(sock, sizeof(sock), "/tmp/nimbus-caps-%d.sock", (int)getpid());
+    const uint64_t dac = (1ull << 1) | (1ull << 2), net_admin = 1ull << 12;
+    for (int api = 0; api < 2; api++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int devnull = open("/dev/null", O_RDWR);
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+            if (api)
+                execl(NIMBUS_TEST_NIMBUS_BIN, NIMBUS_TEST_NIMBUS_BIN, "--kernel",
+                      NIMBUS_TEST_TINY_GUEST, "--cmdline", "l", "--api-socket", sock, (char *)NULL);
+            else
+                execl(NIMBUS_TEST_NIMBUS_BIN, NIMBUS_TEST_NIMBUS_BIN, "--kernel",
+                      NIMBUS_TEST_TINY_GUEST, "--cmdline", "l", (char *)NULL);
+            _exit(127);
+        }
+        /* The guest prints dots as soon as it runs; by then the set-up is over. */
+        uint64_t eff = ~0ull, prm = ~0ull;
+        for (int tries = 0; tries < 100; tries++) {
+            usleep(50 * 1000);
+            eff = status_field(pid, "CapEff:\t", 16);
+            prm = status_field(pid, "CapPrm:\t", 16);
+            if ((prm & ~(dac | net_admin)) == 0)
+                break;
+        }
+        kill(pid, SIGTERM);
+        int st;
+        waitpid(pid, &st, 0);
+        /* Of what we have: a container's bounding set may lack some. */
+        uint64_t want = (api ? dac | net_admin : dac) & status_field(getpid(), "CapPrm:\t", 16);
+        if (eff != want || prm != want)
+            fail_msg("%s API: CapEff %llx CapPrm %llx, want %llx", api ? "with" : "without",
+                     (unsigned long long)eff, (unsigned long long)prm,
+                     (unsigned long long)want);
+    }
 }
 
 /* ---- --landlock ---- */
@@ -492,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_landlock_confines_to_the_configuration),
         cmocka_unit_test(test_seccomp_forbidden_call_is_named),
         cmocka_unit_test(test_seccomp_on_every_thread),
+        cmocka_unit_test(test_capabilities_dropped_after_boot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
