@@ -21,6 +21,7 @@
  * keep-alive, 100-continue) and end the same way (partial or in error) as
  * one read of everything.  Error statuses may differ between cuts (a URL
  * that is both too long and malformed is found one way or the other first).
+ * A reader in error consumes nothing more.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -169,6 +170,9 @@ static void run(const uint8_t *data, size_t size, unsigned kind, unsigned arg, i
                 fuzz_fail("PARTIAL after consuming %zu of %zu bytes", n, k);
             if (r.state == HTTP_REQ_ERROR) {
                 check_error(&r);
+                /* The server closes then; a reader in error takes nothing more. */
+                if (http_req_feed(&r, "\r\n", 2) != 0)
+                    fuzz_fail("a reader in error consumed more bytes");
                 k = 0;
                 break;
             }

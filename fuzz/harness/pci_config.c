@@ -16,12 +16,15 @@
  *  - bar_io only sees accesses inside its BAR and outside the MSI-X table
  *    and PBA;
  *  - msi ops: route and fire only on live handles of the right function,
- *    fire only after a route, and only while the vector may fire;
+ *    fire only after a route, and only while the vector may fire (the fake
+ *    refuses to route messages outside 0xFEExxxxx, as a controller may);
+ *  - pci_msix_enabled() and pci_msix_nvec() agree with config space;
  *  - identity registers keep their values; the PBA has no bits past nvec.
  *
  * Op = [kind][fields...], kind = byte % 11 (see the switch).  Lengths come
  * from a flags byte: low bits the size, bit 7 write.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,10 +148,13 @@ static void msi_release(void *opaque, uint32_t handle)
 static int msi_route(void *opaque, uint32_t handle, uint64_t addr, uint32_t data)
 {
     (void)opaque;
-    (void)addr;
     (void)data;
-    live_handle(handle, "route")->routed = true;
-    return 0;
+    struct handle_state *hs = live_handle(handle, "route");
+    /* Refused like a message an interrupt controller cannot take: outside
+     * the LAPIC window 0xFEExxxxx.  The handle keeps its old route, so the
+     * vector must not fire until a route succeeds again. */
+    hs->routed = addr >> 20 == 0xfee;
+    return hs->routed ? 0 : -EINVAL;
 }
 
 static int msi_fire(void *opaque, uint32_t handle)
@@ -156,7 +162,7 @@ static int msi_fire(void *opaque, uint32_t handle)
     (void)opaque;
     struct handle_state *hs = live_handle(handle, "fire");
     if (!hs->routed)
-        fuzz_fail("msi fire on handle %u before any route", handle);
+        fuzz_fail("msi fire on handle %u without a valid route", handle);
     /* Called under the function's lock: its state can be inspected as is. */
     struct pci_func *f = S.own[hs->owner].f;
     uint16_t ctrl = (uint16_t)(f->cfg[f->msix.cap_off + 2] | f->cfg[f->msix.cap_off + 3] << 8);
@@ -208,6 +214,9 @@ static void setup(void)
     S.h = pci_host_create(&S.pio, &S.mmio, &S.w, &msi_ops, NULL, err, sizeof(err));
     if (!S.h)
         fuzz_fail("setup: %s", err);
+    const struct pci_windows *w = pci_host_windows(S.h);
+    if (!w || memcmp(w, &S.w, sizeof(*w)) != 0)
+        fuzz_fail("setup: the host reports other windows than it was given");
     for (int i = 0; i < NFUNCS; i++) {
         struct pci_func_ids ids = {.vendor = 0x1af4,
                                    .device = (uint16_t)(0x1041 + i),
@@ -300,6 +309,12 @@ static void check(void)
         uint32_t words = (m->nvec + 63) / 64;
         if (m->nvec % 64 && m->pba[words - 1] >> (m->nvec % 64))
             fuzz_fail("fn%d PBA has bits past vector %u", i, m->nvec);
+        uint32_t cap = S.own[i].f->msix.cap_off;
+        uint32_t ctrl = pci_config_read(S.h, 0, 1 + (uint32_t)i, 0, cap + 2, 2);
+        if (pci_msix_nvec(S.own[i].f) != descs[i].nvec ||
+            pci_msix_enabled(S.own[i].f) != ((ctrl & PCI_MSIX_CTRL_ENABLE) != 0))
+            fuzz_fail("fn%d MSI-X: %u vectors, enabled %d, control 0x%x", i,
+                      pci_msix_nvec(S.own[i].f), pci_msix_enabled(S.own[i].f), ctrl);
     }
     if (pci_config_read(S.h, 0, 0, 0, 0, 4) != 0x00081b36u)
         fuzz_fail("host bridge identity changed");

@@ -3,7 +3,10 @@
  * backing files), then an op stream of read / write / discard /
  * write-zeroes / flush at fuzzed offsets, then close and a read-only reopen.
  * Input: 4-byte little-endian image length, the image, then ops of
- * [kind][offset 4][length 3].  Checks: no crash or leak (sanitizers); data
+ * [kind][offset 4][length 3]; bits 0-17 of the length are the length - 1,
+ * bits 18-20 split reads and writes into 1, 2, 3, 4, 8, 16, 65 or 128
+ * iovecs, as a guest's scatter-gather list arrives from virtio-blk.
+ * Checks: no crash or leak (sanitizers); data
  * just written reads back, on images whose refcounts match their tables
  * (qcow2_rc_verify: in a corrupt one two guest clusters may share a host
  * cluster, and a write then shows through elsewhere, as in QEMU); the file
@@ -21,8 +24,9 @@
 #include "qcow2.h"
 #include "qcow2_internal.h"
 
-#define MAX_IO (256u << 10)
+#define MAX_IO (256u << 10) /* 2^18: the length field's bits 0-17 */
 #define MAX_OPS 64
+#define MAX_IOV 128
 
 static uint8_t wbuf[MAX_IO], rbuf[MAX_IO];
 
@@ -31,6 +35,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     return 0;
+}
+
+/* buf[0, len) as n iovecs of near-equal, non-zero lengths. */
+static int split(struct iovec *v, uint8_t *buf, uint64_t len, unsigned n)
+{
+    if (n > len)
+        n = (unsigned)len;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t a = len * i / n, b = len * (i + 1) / n;
+        v[i] = (struct iovec){buf + a, b - a};
+    }
+    return (int)n;
 }
 
 static uint64_t file_size(int fd)
@@ -69,20 +85,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int n = 0; n < MAX_OPS && fin_more(&in) && vsize > 0; n++) {
         uint8_t kind = fin_u8(&in);
         uint64_t off = fin_le(&in, 4);
-        uint64_t len = fin_le(&in, 3) % MAX_IO + 1;
+        uint64_t lraw = fin_le(&in, 3);
+        uint64_t len = lraw % MAX_IO + 1;
+        static const unsigned iovs[8] = {1, 2, 3, 4, 8, 16, 65, MAX_IOV};
+        unsigned niov = iovs[lraw >> 18 & 7];
         if (kind & 0x80)
             off = off * 512 + (kind & 0x40 ? vsize / 2 : 0);
         off %= vsize;
         if (len > vsize - off)
             len = vsize - off;
-        struct iovec v = {wbuf, len};
+        struct iovec v = {wbuf, len}, vs[MAX_IOV];
         int r = 0;
         switch (kind % 6) {
         case 0:
         case 1:
             for (uint64_t i = 0; i < len; i++)
                 wbuf[i] = (uint8_t)(i * 7 + n);
-            r = qcow2_pwritev(q, &v, 1, off);
+            r = qcow2_pwritev(q, vs, split(vs, wbuf, len, niov), off);
             if (r == 0 && consistent) {
                 struct iovec rv = {rbuf, len};
                 if (qcow2_preadv(q, &rv, 1, off) == 0 && memcmp(rbuf, wbuf, len) != 0)
@@ -92,8 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             limit += 3 * (len + 2 * cs);
             break;
         case 2:
-            v.iov_base = rbuf;
-            r = qcow2_preadv(q, &v, 1, off);
+            r = qcow2_preadv(q, vs, split(vs, rbuf, len, niov), off);
             break;
         case 3:
             r = qcow2_discard(q, off, len);

@@ -5,8 +5,9 @@
  * virtio transport.  The plugin is the one the harness names, else
  * $NIMBUS_FUZZ_PLUGIN.  Options: $NIMBUS_FUZZ_OPTIONS, else a per-plugin
  * default (virtio_blk gets
- * a 1 MiB temporary image, virtio_rng a temporary entropy file; both are
- * created with mkstemp in /dev/shm (else /tmp) and removed at exit;
+ * a 1 MiB temporary image, virtio_rng a FIFO the harness writes into (op
+ * 11), so its source can run dry and end; both are created in /dev/shm
+ * (else /tmp) and removed at exit;
  * virtio_net gets two queue pairs on socketpairs whose other ends the
  * harness feeds from the input, op 11), else the harness's own.
  *
@@ -30,7 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nimbus/virtio_util.h>
@@ -69,6 +72,11 @@ static uint32_t held;
 #define VG_NET_MAX_DGRAM (64u << 10)
 static int net_dev_end[VG_NET_PAIRS] = {-1, -1};
 static int net_peer[VG_NET_PAIRS] = {-1, -1};
+/* virtio_rng: the harness's end of the FIFO the device reads (O_RDWR, so
+ * the device never sees EOF while it is open); -1 once op 12 closed it. */
+#define VG_RNG_PREFILL 4096u
+static int rng_fifo;
+static int rng_writer = -1;
 /* Completions come from async I/O (blk's io_uring) unless every backend is
  * a socketpair in this process: then there is nothing to wait for. */
 static int poll_ms = VG_DRAIN_POLL_MS;
@@ -109,6 +117,47 @@ static void make_tmp(const char *tag, uint32_t size)
         }
     }
     close(fd);
+}
+
+/* The FIFO is named like a temporary file: mkstemp reserves the name. */
+static void make_rng_fifo(void)
+{
+    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(tmp_path, sizeof(tmp_path), "%s/nimbus-fuzz-rng-XXXXXX", dir);
+    int fd = mkstemp(tmp_path);
+    if (fd < 0 || close(fd) < 0 || unlink(tmp_path) < 0 || mkfifo(tmp_path, 0600) < 0) {
+        perror("fuzz: setup: rng FIFO");
+        exit(1);
+    }
+    atexit(remove_tmp);
+    rng_fifo = 1;
+}
+
+/* Each input starts with VG_RNG_PREFILL bytes in the FIFO and a writer. */
+static void rng_refill(void)
+{
+    static uint8_t buf[VG_RNG_PREFILL];
+    if (rng_writer < 0)
+        rng_writer = open(tmp_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (rng_writer < 0) {
+        perror("fuzz: rng FIFO");
+        exit(1);
+    }
+    while (read(rng_writer, buf, sizeof(buf)) > 0)
+        ;
+    for (uint32_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)(i * 13 + 5);
+    if (write(rng_writer, buf, sizeof(buf)) < 0)
+        perror("fuzz: rng FIFO write");
+}
+
+/* Op 11 for virtio_rng: u8 n, n bytes into the FIFO (dropped when full). */
+static void rng_input(struct fuzz_in *in)
+{
+    const uint8_t *b;
+    size_t n = fin_take(in, fin_u8(in), &b);
+    if (rng_writer >= 0 && n > 0 && write(rng_writer, b, n) < 0)
+        return; /* full, or closed by op 12 */
 }
 
 static void make_net_sockets(void)
@@ -176,8 +225,9 @@ static const char *default_options(const char *name)
         make_tmp("blk", VG_IMAGE_SIZE);
         snprintf(opts, sizeof(opts), "path=%s,num_queues=2", tmp_path);
     } else if (strcmp(name, "virtio_rng") == 0) {
-        make_tmp("rng", 64u << 10);
+        make_rng_fifo();
         snprintf(opts, sizeof(opts), "src=%s", tmp_path);
+        poll_ms = 0; /* reads are synchronous: nothing completes later */
     } else if (strcmp(name, "virtio_net") == 0) {
         make_net_sockets();
         snprintf(opts, sizeof(opts), "fd=%d:%d,mac=52:54:00:12:34:56", net_dev_end[0],
@@ -548,6 +598,10 @@ static void run_ops(struct fuzz_in *in, uint64_t features)
                 net_input(in);
                 break;
             }
+            if (rng_fifo) {
+                rng_input(in);
+                break;
+            }
             const uint8_t *b;
             size_t n = fin_take(in, fin_u8(in), &b);
             pt_chr_input(&t, b, n);
@@ -558,6 +612,11 @@ static void run_ops(struct fuzz_in *in, uint64_t features)
             h->chr_absent = m == 3;
             h->chr_stall = m == 2;
             h->chr_accept_max = m == 1 ? 1 : 0;
+            /* virtio_rng: mode 3 ends its source (EOF once the FIFO is read empty). */
+            if (m == 3 && rng_writer >= 0) {
+                close(rng_writer);
+                rng_writer = -1;
+            }
             break;
         }
         case OP_WAIT:
@@ -578,6 +637,8 @@ int nimbus_fuzz_virtio_one(const uint8_t *data, size_t size)
     struct fuzz_in in = {data, size};
     pt_begin(&t); /* host back to "attached", RAM cleared, device reset */
     net_drain_all(1);
+    if (rng_fifo)
+        rng_refill();
     uint64_t features = fin_le(&in, 8);
     activate(features, fin_u8(&in));
     run_ops(&in, features);

@@ -14,11 +14,14 @@
  *  - vq_push succeeds exactly for heads this harness holds in flight, and
  *    the in-flight count matches;
  *  - vq_should_notify answers 0 or 1, and 0 when nothing was pushed since
- *    the last call.
+ *    the last call;
+ *  - at the end, vq_save records the queue as it is, and vq_reset or
+ *    vq_fini (header flag bit 2) frees it and stops it.
  *
  * Input: a 6-byte header, then ops (first byte % OP_COUNT):
  *   header  u8 log2 size (% 9: 1..256), u8 flags (bit 0 EVENT_IDX, bit 1 raw
- *           unaligned ring addresses), u16 desc, u16 avail, u16 used
+ *           unaligned ring addresses, bit 2 end with vq_fini rather than
+ *           vq_reset), u16 desc, u16 avail, u16 used
  *           (ring addresses in units of their alignment unless raw)
  *   0 pop      u8 cap (% 17)
  *   1 push     u8 sel: bit 7 clear = the sel-th chain in flight, set = raw
@@ -297,8 +300,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
     }
-    vq_reset(&s.q, MAX_SIZE);
+    struct vq_state st;
+    vq_save(&s.q, &st);
+    if (st.size != s.q.size || st.last_avail != s.q.last_avail || st.used_idx != s.q.used_idx ||
+        st.desc_gpa != s.q.desc_gpa || st.avail_gpa != s.q.avail_gpa ||
+        st.used_gpa != s.q.used_gpa || st.started != (s.q.started != 0) ||
+        st.event_idx != (s.q.event_idx != 0))
+        fuzz_fail("vq_save does not record the queue as it is");
+    if (flags & 4)
+        vq_fini(&s.q);
+    else
+        vq_reset(&s.q, MAX_SIZE);
     if (s.q.popped != NULL || s.q.started)
-        fuzz_fail("vq_reset left the queue allocated or running");
+        fuzz_fail("%s left the queue allocated or running", flags & 4 ? "vq_fini" : "vq_reset");
     return 0;
 }

@@ -6,7 +6,9 @@
  * Checks: the result is 0 or -1; an error comes with a NUL-terminated
  * message inside errlen; an accepted config is shown as JSON
  * (vmconfig_to_cjson) that parses back, and shows as the same JSON again
- * (the same for a NetConfig); everything is freed (LeakSanitizer).
+ * (the same for a NetConfig); when an input is both, vm.add-net's
+ * netconfig_check_unique() refuses it exactly when one of the VM's nets has
+ * its id or tap; everything is freed (LeakSanitizer).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +49,8 @@ static char *show(cJSON *j, const char *what)
     return s;
 }
 
-static void vm_body(const char *data, size_t size)
+/* 0 with cfg filled (the caller frees it), or -1. */
+static int vm_body(const char *data, size_t size, struct vm_config *out)
 {
     struct vm_config cfg, back;
     char err[ERRLEN + 8];
@@ -69,10 +72,12 @@ static void vm_body(const char *data, size_t size)
         free(s2);
         config_free(&back);
     }
-    config_free(&cfg);
+    *out = cfg;
+    return r;
 }
 
-static void net_body(const char *data, size_t size)
+/* 0 with nc filled (the caller frees it), or -1. */
+static int net_body(const char *data, size_t size, struct net_config *out)
 {
     struct net_config nc, back;
     char err[ERRLEN + 8];
@@ -95,12 +100,39 @@ static void net_body(const char *data, size_t size)
         free(s2);
         net_config_free(&back);
     }
-    net_config_free(&nc);
+    *out = nc;
+    return r;
+}
+
+/* vm.add-net of nc to a VM made from cfg: refused exactly when one of its
+ * nets has the same id or tap. */
+static void check_unique(const struct vm_config *cfg, const struct net_config *nc)
+{
+    int clash = 0;
+    for (uint32_t i = 0; i < cfg->nnets; i++) {
+        const struct net_config *o = &cfg->nets[i];
+        if ((nc->id && o->id && strcmp(nc->id, o->id) == 0) ||
+            (nc->tap && o->tap && strcmp(nc->tap, o->tap) == 0))
+            clash = 1;
+    }
+    char err[ERRLEN + 8];
+    memset(err, 0x5a, sizeof(err));
+    int r = netconfig_check_unique(cfg, nc, err, ERRLEN);
+    check_err(r, err, "netconfig_check_unique");
+    if ((r != 0) != clash)
+        fuzz_fail("netconfig_check_unique returned %d for a net that %s", r,
+                  clash ? "clashes" : "is unique");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    vm_body((const char *)data, size);
-    net_body((const char *)data, size);
+    struct vm_config cfg;
+    struct net_config nc;
+    int vr = vm_body((const char *)data, size, &cfg);
+    int nr = net_body((const char *)data, size, &nc);
+    if (vr == 0 && nr == 0)
+        check_unique(&cfg, &nc);
+    net_config_free(&nc);
+    config_free(&cfg);
     return 0;
 }

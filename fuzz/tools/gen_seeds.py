@@ -225,7 +225,7 @@ def uart_structured():
 def cli_seeds():
     def argv(*a):
         return b"\0".join(x.encode() for x in a)
-    return {
+    seeds = {
         "minimal": argv("--kernel", "/dev/null"),
         "full": argv("--kernel", "/dev/null", "--initramfs=/dev/null", "--cmdline",
                      "console=ttyS0 quiet", "--cpus", "boot=2,max=2,topology=1:2:1:1,max_phys_bits=40",
@@ -254,7 +254,34 @@ def cli_seeds():
         "net-errors": argv("--kernel", "/dev/null", "--net", "mac=01:00:5e:00:00:01",
                            "ip=10.0.0.1,mask=255.0.255.0", "fd=[3,x],num_queues=3",
                            "user=on,tap=t0,hostfwd=sctp::0-:99999"),
+        "landlock": argv("--kernel", "/tmp/k", "--landlock", "--landlock-rules", "path=/a,access=rw",
+                         "path=/b,access=r"),
+        "device-help": argv("--device", "help", "--plugin-dir", "/tmp"),
+        "seccomp-monitor": argv("--kernel", "/dev/null", "--seccomp", "log", "--event-monitor",
+                                "path=/tmp/nimbus-fuzz-never.events", "--api-socket", "fd=3"),
+        "disk-types": argv("--kernel", "/dev/null", "--disk",
+                           "path=/dev/null,image_type=qcow2,backing_files=on", "path=/dev/null,image_type=raw"),
+        "hugepages-pty": argv("--kernel", "/dev/null", "--memory", "size=4M,hugepages=on", "--serial", "pty"),
     }
+    # cli_parse stops at the first error: one seed per refusal.
+    refusals = [("--event-monitor", ""), ("--event-monitor", "path=/a,fd=3"), ("--event-monitor", "fd=x"),
+                ("--seccomp", "maybe"), ("--landlock-rules", "access=rw"), ("--landlock-rules", "path=/a,access=q"),
+                ("--memory", "size=129M,hugepages=on"), ("--event-monitor", "fd=999"),
+                ("--event-monitor", "bogus=1"), ("--landlock-rules", "path=/a"),
+                ("--landlock-rules", "path=/a,access=w"), ("--net", "tap=bad/name"), ("--net", 'id="a,b"'),
+                ("--net", "ip=1.2.3.999"), ("--net", "fd=[3,x]"), ("--net", "fd=3,hostfwd=tcp::1-:1"),
+                ("--net", "tap=a,fd=3"), ("--net", "queue_size=96"), ("--net", "user=on,hostfwd=tcp::1:2"),
+                ("--net", "user=on,hostfwd=[%s]" % ",".join("tcp::%d-:1" % i for i in range(1, 18))), ("--console", "socket=/tmp/c.sock"),
+                ("--disk", "path=/dev/null,image_type=vhdx"), ("--disk", "path=/dev/null,backing_files=on"),
+                ("--net", "mask=255.0.0.0"), ("--net", "ip=10.0.0.1,mask=255.0.255.0"), ("--net", "fd=[3,,4]"),
+                ("--net", "fd=[%s]" % ",".join(str(i) for i in range(3, 20))), ("--net", "fd=[3,3]"),
+                ("--net", "user=on,hostfwd=[tcp::1-:1,,udp::2-:2]"), ("--net", "user=on,num_queues=4"),
+                ("--net", "user=on,tap=t0"), ("--net", "num_queues=3")]
+    for i, (opt, val) in enumerate(refusals):
+        seeds["refuse-%02d" % i] = argv("--kernel", "/dev/null", opt, val)
+    seeds["refuse-no-kernel"] = argv("--memory", "size=64M")
+    seeds["refuse-dup-id"] = argv("--kernel", "/dev/null", "--net", "id=n0", "id=n0")
+    return seeds
 
 
 # ---- fuzz_kernel_loader ----------------------------------------------------------
@@ -401,6 +428,8 @@ def virtqueue_seeds():
                     bytes([VQ_RESTART, 1]) + vq_desc(0, 0x8000, 8) + vq_avail(0) + vq_pop())
     s["misaligned"] = vq_header(3, 2, 0x1008, 0x2001, 0x3002) + vq_pop()
     s["rings-past-ram"] = vq_header(8, 0, 0xff00, 0x2000, 0x3000) + vq_pop()
+    # flags bit 2: the input ends with vq_fini (after vq_save) instead of vq_reset
+    s["fini-in-flight"] = (vq_header(3, 4) + vq_desc(0, 0x8000, 8, D_WRITE) + vq_avail(0) + vq_pop())
     return s
 
 
@@ -542,6 +571,17 @@ def rng_seeds():
     s["many"] = (v_header(feats, 2) + b"".join(v_add(0, [v_seg_fresh(16 * (i + 1), True)], V_NO_KICK)
                                               for i in range(4)) + v_kick(0) + V_WAIT_USED + bytes([V_FIRE]) + V_WAIT_USED)
     s["readable-only"] = v_header(feats) + v_add(0, [v_seg_fresh(16)]) + v_add(0, [v_seg_fresh(16), v_seg_fresh(16, True)]) + V_WAIT_USED
+    # The source is a FIFO holding 4 KiB at the start of each input: drain it
+    # (a request with nothing left waits on the fd), feed it (op 11) and
+    # poll; end it (op 12 mode 3) and read again.
+    drain = v_add(0, [v_seg_fresh(4096, True)]) + v_add(0, [v_seg_fresh(64, True)])
+    s["dry-feed"] = (v_header(feats) + drain + bytes([V_POLL, 0]) + v_chr_in(b"\x5a" * 32) +
+                     bytes([V_POLL, 0]) + v_add(0, [v_seg_fresh(512, True)]) + v_chr_in(b"\xa5" * 255) +
+                     bytes([V_POLL, 1]) + V_WAIT_USED)
+    s["dry-reset"] = (v_header(feats) + drain + bytes([V_POLL, 0]) + v_reset() + drain +
+                      v_advance(2 * 10**7) + bytes([V_FIRE]) + V_WAIT_USED)
+    s["eof"] = (v_header(feats) + bytes([V_CHR_MODE, 3]) + drain + bytes([V_POLL, 0]) +
+                v_add(0, [v_seg_fresh(64, True)]) + V_WAIT_USED)
     return s
 
 
