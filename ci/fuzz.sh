@@ -5,7 +5,9 @@
 #   ci/fuzz.sh TARGET [--engine libfuzzer|afl] [--duration 10m] [--jobs N]
 #   ci/fuzz.sh --all [--engine E] --duration D [--jobs N]   budget split evenly
 #   ci/fuzz.sh --smoke        CI: both engines, replay, ~20 s per target, selftest
-#   ci/fuzz.sh --coverage [TARGET...]   llvm-cov HTML + one line per target
+#   ci/fuzz.sh --coverage [--campaigns] [TARGET...]   line coverage of each
+#                             target's sources (fuzz/coverage-map.txt); with
+#                             --campaigns, of the campaigns' grown corpora too
 #   ci/fuzz.sh --selftest     libFuzzer must find plugins/testbug's planted bug
 #   ci/fuzz.sh --merge TARGET [--engine E]   minimise committed corpus + campaign
 #   ci/fuzz.sh --replay       corpora + regressions under ASan/UBSan (ctest)
@@ -29,7 +31,7 @@ SMOKE_AFL_SECS=${SMOKE_AFL_SECS:-8}
 die() { echo "fuzz.sh: $*" >&2; exit 2; }
 log() { echo "fuzz.sh: $*" >&2; }
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 # "10m" / "90s" / "1h" / "45" -> seconds
 seconds() {
@@ -310,67 +312,128 @@ cmp_any() { # file dir: true if an identical file is already in dir
     return 1
 }
 
-do_coverage() {
-    local dir out t srcs pct status=0 profdir
+# The sources a target is meant to exercise (fuzz/coverage-map.txt), else
+# its plugin's; absolute paths, one a line.
+cov_sources() { # dir target
+    local globs plugin f
+    globs=$(awk -v t="$2" '!/^#/ && $1 == t { $1 = ""; print }' fuzz/coverage-map.txt)
+    if [ -z "$globs" ]; then
+        plugin=$(field_of "$1" "$2" 3)
+        [ "$plugin" != "-" ] || return 0
+        globs="plugins/$plugin/*.c"
+    fi
+    # shellcheck disable=SC2086 # the globs expand here, relative to $ROOT
+    for f in $globs; do [ -f "$f" ] && echo "$ROOT/$f"; done
+}
+
+# llvm-cov over one profile and the given sources: HTML in html/<name>/,
+# the lines no input ran in missed/<name>.txt ("file:line: source"), one
+# line per file in coverage-files.txt, and "name covered total percent" on
+# stdout.
+cov_report() { # name profdata object [-object more]... -- sources...
+    local name=$1 prof=$2 cov=$ROOT/build-fuzz-cov objs=()
+    shift 2
+    while [ "$1" != -- ]; do objs+=("$1"); shift; done
+    shift
+    llvm-cov-14 show "${objs[@]}" -instr-profile="$prof" -format=html \
+        -output-dir="$cov/html/$name" "$@" >/dev/null 2>&1
+    # (with one source file, llvm-cov prints no file name header)
+    llvm-cov-14 show "${objs[@]}" -instr-profile="$prof" -format=text "$@" 2>/dev/null |
+        awk -v root="$ROOT/" -v file="${1#"$ROOT"/}" '
+            /^\/.*:$/ {
+                file = substr($0, 1, length($0) - 1)
+                if (index(file, root) == 1) file = substr(file, length(root) + 1)
+                next
+            }
+            match($0, /^ *[0-9]+\| *0\|/) {
+                n = $0; sub(/\|.*/, "", n); gsub(/ /, "", n)
+                print file ":" n ": " substr($0, RLENGTH + 1)
+            }' >"$cov/missed/$name.txt"
+    llvm-cov-14 export "${objs[@]}" -instr-profile="$prof" -summary-only "$@" 2>/dev/null |
+        /usr/bin/python3 -c '
+import json, os, sys
+name, root, files = sys.argv[1:4]
+d = json.load(sys.stdin)["data"][0]
+with open(files, "a") as f:
+    for x in sorted(d["files"], key=lambda x: x["filename"]):
+        s = x["summary"]["lines"]
+        f.write("%s %s %d %d %.1f\n" % (name, os.path.relpath(x["filename"], root),
+                                        s["covered"], s["count"], s["percent"]))
+t = d["totals"]["lines"]
+print("%s %d %d %.1f" % (name, t["covered"], t["count"], t["percent"]))' \
+            "$name" "$ROOT" "$cov/coverage-files.txt"
+}
+
+# Line coverage of each target's own sources (fuzz/coverage-map.txt) by its
+# committed corpus and regressions (and, with --campaigns, the corpora the
+# last campaigns grew), then per plugin over all the targets that drive it.
+do_coverage() { # campaigns(0|1) [targets...]
+    local campaigns=$1 dir cov t line status=0 profdir summary
+    shift
     command -v llvm-profdata-14 >/dev/null || die "llvm-14 (llvm-profdata-14, llvm-cov-14) is not installed"
     dir=$(build cov) || return 1
-    out=$ROOT/build-fuzz-cov/html
-    profdir=$ROOT/build-fuzz-cov/profiles
-    rm -rf "$profdir"
-    mkdir -p "$out" "$profdir"
+    cov=$ROOT/build-fuzz-cov profdir=$ROOT/build-fuzz-cov/profiles summary=$cov/coverage-summary.txt
+    rm -rf "$profdir" "$cov/missed" "$cov/html"
+    mkdir -p "$cov/html" "$cov/missed" "$profdir"
+    echo "# ci/fuzz.sh --coverage $(date -u +%Y-%m-%dT%H:%MZ)$([ "$campaigns" = 1 ] && echo ' --campaigns'):" \
+        "target covered total percent (lines of its sources: fuzz/coverage-map.txt)" >"$summary"
+    echo "# target file covered total percent" >"$cov/coverage-files.txt"
     local want=("$@")
     [ ${#want[@]} -gt 0 ] || mapfile -t want < <(targets_of "$dir")
     for t in "${want[@]}"; do
-        local corpus_name plugin bin objs=()
+        local corpus_name plugin bin objs=() srcs=() extra=()
         corpus_name=$(field_of "$dir" "$t" 2) plugin=$(field_of "$dir" "$t" 3)
         bin=$ROOT/$dir/fuzz/$t
         [ -x "$bin" ] || die "no target '$t'"
+        [ "$campaigns" = 1 ] && extra=("$ROOT/build-fuzz-libfuzzer/campaigns/$t/corpus"
+                                       "$ROOT/build-fuzz-afl/campaigns/$t/queue")
         LLVM_PROFILE_FILE="$profdir/$t-%p.profraw" "$bin" --allow-empty \
-            "fuzz/corpus/$corpus_name" "fuzz/regressions/$t" >/dev/null 2>&1 ||
+            "fuzz/corpus/$corpus_name" "fuzz/regressions/$t" "${extra[@]}" >/dev/null 2>&1 ||
             { log "coverage: replay of $t failed (a finding? run --replay)"; status=1; continue; }
         llvm-profdata-14 merge -sparse "$profdir/$t"-*.profraw -o "$profdir/$t.profdata"
-        # Only the code under test counts: the plugin, or the core parser.
-        case $t in
-            fuzz_cli) srcs=("$ROOT"/core/cli*.c) ;;
-            fuzz_kernel_loader) srcs=("$ROOT"/core/boot/*.c) ;;
-            *) srcs=("$ROOT/plugins/$plugin"/*.c); objs=(-object "$ROOT/$dir/plugins/$plugin.so") ;;
-        esac
-        llvm-cov-14 show "$bin" "${objs[@]}" -instr-profile="$profdir/$t.profdata" \
-            -format=html -output-dir="$out/$t" "${srcs[@]}" >/dev/null 2>&1
-        pct=$(llvm-cov-14 export "$bin" "${objs[@]}" -instr-profile="$profdir/$t.profdata" \
-            -summary-only "${srcs[@]}" 2>/dev/null |
-            /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin)["data"][0]["totals"]["lines"]; print("%.1f%% lines (%d/%d)" % (d["percent"], d["covered"], d["count"]))')
-        echo "$t: $pct"
+        mapfile -t srcs < <(cov_sources "$dir" "$t")
+        [ ${#srcs[@]} -gt 0 ] || { log "coverage: no sources for $t in fuzz/coverage-map.txt"; status=1; continue; }
+        objs=("$bin")
+        [ "$plugin" = - ] || objs+=(-object "$ROOT/$dir/plugins/$plugin.so")
+        line=$(cov_report "$t" "$profdir/$t.profdata" "${objs[@]}" -- "${srcs[@]}")
+        echo "$line" >>"$summary"
+        # shellcheck disable=SC2086
+        set -- $line
+        echo "$t: $4% lines ($2/$3) of $(awk -v t="$t" '!/^#/ && $1 == t { $1 = ""; print }' \
+            fuzz/coverage-map.txt | sed 's/^ *//' | grep . || echo "plugins/$plugin/*.c")"
     done
-    # One figure per plugin over all of its targets' corpora together.
+    # One figure per plugin that more than one target drives, over all of
+    # their corpora together.
     local p
-    # shellcheck disable=SC2013
-    for p in $(awk '!/^#/ && $3 != "-" {print $3}' "$dir/fuzz/targets.txt" | sort -u); do
-        local profs=() objs=(-object "$ROOT/$dir/plugins/$p.so")
-        local f
-        for f in "$profdir"/*_"$p".profdata; do [ -f "$f" ] && profs+=("$f"); done
-        [ ${#profs[@]} -gt 0 ] || continue
+    for p in $(awk '!/^#/ && $3 != "-" {print $3}' "$dir/fuzz/targets.txt" | sort | uniq -d); do
+        local profs=() srcs=()
+        # shellcheck disable=SC2013 # target names are single words
+        for t in $(awk -v p="$p" '!/^#/ && $3 == p {print $1}' "$dir/fuzz/targets.txt"); do
+            [ -f "$profdir/$t.profdata" ] && profs+=("$profdir/$t.profdata")
+        done
+        [ ${#profs[@]} -gt 1 ] || continue
         llvm-profdata-14 merge -sparse "${profs[@]}" -o "$profdir/plugin-$p.profdata"
-        pct=$(llvm-cov-14 export "$ROOT/$dir/fuzz/fuzz_plugin_$p" "${objs[@]}" \
-            -instr-profile="$profdir/plugin-$p.profdata" -summary-only "$ROOT/plugins/$p"/*.c 2>/dev/null |
-            /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin)["data"][0]["totals"]["lines"]; print("%.1f%% lines (%d/%d)" % (d["percent"], d["covered"], d["count"]))')
-        llvm-cov-14 show "$ROOT/$dir/fuzz/fuzz_plugin_$p" "${objs[@]}" \
-            -instr-profile="$profdir/plugin-$p.profdata" -format=html \
-            -output-dir="$out/plugin-$p" "$ROOT/plugins/$p"/*.c >/dev/null 2>&1
-        echo "plugin $p (all targets): $pct"
+        srcs=("$ROOT/plugins/$p"/*.c)
+        line=$(cov_report "plugin:$p" "$profdir/plugin-$p.profdata" "$ROOT/$dir/plugins/$p.so" -- "${srcs[@]}")
+        echo "$line" >>"$summary"
+        # shellcheck disable=SC2086
+        set -- $line
+        echo "plugin $p (all ${#profs[@]} targets): $4% lines ($2/$3)"
     done
-    log "coverage: HTML in $out/<target>/index.html"
+    log "coverage: HTML in $cov/html/<target>/index.html, summary in $summary," \
+        "per file in $cov/coverage-files.txt, unrun lines in $cov/missed/<target>.txt"
     return $status
 }
 
 # ---- arguments -----------------------------------------------------------------
 mode="" target="" engine=libfuzzer duration="" jobs=1
-cov_targets=()
+cov_targets=() cov_campaigns=0
 [ $# -gt 0 ] || usage
 while [ $# -gt 0 ]; do
     case $1 in
         --list|--smoke|--selftest|--replay|--all) mode=${1#--} ;;
         --coverage) mode=coverage ;;
+        --campaigns) cov_campaigns=1 ;;
         --merge) mode=merge; target=${2:-}; shift ;;
         --engine) engine=${2:-}; shift ;;
         --duration) duration=${2:-}; shift ;;
@@ -391,7 +454,7 @@ case $mode in
     smoke) do_smoke ;;
     selftest) do_selftest; rc=$?; do_selftest_afl; exit $rc ;;
     replay) do_replay ;;
-    coverage) do_coverage "${cov_targets[@]}" ;;
+    coverage) do_coverage "$cov_campaigns" "${cov_targets[@]}" ;;
     merge) [ -n "$target" ] || die "--merge needs a target"; do_merge "$engine" "$target" ;;
     all) [ -n "$duration" ] || die "--all needs --duration"
          do_all "$engine" "$(seconds "$duration")" "$jobs" ;;
