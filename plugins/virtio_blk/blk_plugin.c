@@ -157,6 +157,14 @@ static int blk_create(const nimbus_host_api *host, void *hctx, const char *optio
     return 0;
 }
 
+/* What the driver negotiated goes with every kind of reset. */
+static void forget_negotiation(struct blk_dev *d)
+{
+    d->features = 0;
+    d->activated = 0;
+    d->writethrough = 0;
+}
+
 /* A queue with nothing in flight back to its power-on state.  In q's group
  * calls or device-wide (only its own timer and eventfd). */
 static void queue_quiet(struct blk_dev *d, struct blk_queue *q)
@@ -208,9 +216,7 @@ static void blk_reset(void *dev)
 {
     struct blk_dev *d = dev;
     quiesce(d);
-    d->features = 0;
-    d->activated = 0;
-    d->writethrough = 0;
+    forget_negotiation(d);
 }
 
 /*
@@ -248,9 +254,7 @@ static int blk_reset_begin(void *dev)
         blk_uring_drain(q);
         queue_quiet(d, q);
     }
-    d->features = 0;
-    d->activated = 0;
-    d->writethrough = 0;
+    forget_negotiation(d);
     if (!pending)
         return 0;
     __atomic_store_n(&d->resetting_queues, pending, __ATOMIC_RELEASE);
@@ -430,9 +434,7 @@ static int blk_state_restore(void *dev, const void *buf, uint64_t len)
         (!activated && features))
         return -EINVAL;
     quiesce(d);
-    d->features = 0;
-    d->activated = 0;
-    d->writethrough = 0;
+    forget_negotiation(d);
     if (activated)
         set_features(d, features);
     return 0;
