@@ -2,7 +2,11 @@
  * Entry of the hostile guest: a PVH ELF note (XEN_ELFNOTE_PHYS32_ENTRY), so
  * nimbus enters _start in 32-bit protected mode, paging off, with EBX =
  * hvm_start_info.  Zero .bss, take our own stack, call hostile_main().
+ * The probe guest (../probe) shares this entry with -DGUEST_MAIN=probe_main.
  */
+#ifndef GUEST_MAIN
+#define GUEST_MAIN hostile_main
+#endif
     .section .note.Xen, "a"
     .p2align 2
     .long 4                 /* namesz */
@@ -25,7 +29,7 @@ _start:
     rep stosb
     mov     $stack_top, %esp
     push    %esi
-    call    hostile_main
+    call    GUEST_MAIN
 1:  hlt
     jmp     1b
 
