@@ -47,8 +47,10 @@ RUN set -eu; \
         clang-14 \
         cmake \
         cpio \
+        dosfstools \
         e2fsprogs \
         ethtool \
+        fdisk \
         file \
         gcc \
         git \
@@ -62,9 +64,11 @@ RUN set -eu; \
         liburing-dev \
         libseccomp-dev \
         libslirp-dev \
+        libext2fs-dev \
         libzstd-dev \
         lld-14 \
         llvm-14 \
+        mtools \
         ninja-build \
         pkg-config \
         procps \

@@ -90,6 +90,11 @@ static enum cli_result opt_kernel(struct cli_state *st, const char *ctx, const c
     return set_string(st, ctx, &st->cfg->kernel, val, 0);
 }
 
+static enum cli_result opt_firmware(struct cli_state *st, const char *ctx, const char *val)
+{
+    return set_string(st, ctx, &st->cfg->firmware, val, 0);
+}
+
 static enum cli_result opt_initramfs(struct cli_state *st, const char *ctx, const char *val)
 {
     return set_string(st, ctx, &st->cfg->initramfs, val, 0);
@@ -925,6 +930,7 @@ static enum cli_result opt_version(struct cli_state *st, const char *ctx, const 
 
 static const struct opt_def options[] = {
     { "--kernel", 0, ARG_ONE, opt_kernel },
+    { "--firmware", 0, ARG_ONE, opt_firmware },
     { "--initramfs", 0, ARG_ONE, opt_initramfs },
     { "--cmdline", 0, ARG_ONE, opt_cmdline },
     { "--cpus", 0, ARG_ONE, opt_cpus },
@@ -954,13 +960,22 @@ static void print_help(FILE *out)
 "A KVM virtual machine monitor with Cloud Hypervisor's command line.\n"
 "\n"
 "Usage: nimbus --kernel <PATH> [OPTIONS]\n"
+"       nimbus --disk path=<IMAGE> [OPTIONS]     (boot what the image's boot loader names)\n"
+"       nimbus --firmware <PATH> --disk path=<IMAGE> [OPTIONS]\n"
 "       nimbus --api-socket <PATH> [--event-monitor <PATH>]   (wait for vm.create)\n"
 "\n"
 "Options (values may be given as '--opt VALUE' or '--opt=VALUE'; a value that\n"
 "starts with '-' needs the second form; options marked [multiple] take several\n"
 "space-separated values and may also be repeated):\n"
 "      --kernel <PATH>\n"
-"          Kernel to boot: a PVH ELF (vmlinux) or a bzImage. Required.\n"
+"          Kernel to boot: a PVH ELF (vmlinux) or a bzImage. Without --kernel\n"
+"          and --firmware, nimbus boots the first --disk whose boot loader names a\n"
+"          kernel (GRUB's default entry, Boot Loader Specification entries, or\n"
+"          /vmlinuz), read in a sandboxed helper; --initramfs and --cmdline then\n"
+"          override what the image says.\n"
+"      --firmware <PATH>\n"
+"          Firmware to enter instead of a kernel: a PVH ELF (such as\n"
+"          rust-hypervisor-firmware), loaded and entered like a PVH kernel.\n"
 "      --initramfs <PATH>\n"
 "          Initial ramdisk.\n"
 "      --cmdline <STRING>\n"
@@ -1183,11 +1198,11 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *cfg,
     }
     if (st.list_plugins)
         return CLI_LIST_PLUGINS;
-    if (!cfg->kernel && (cfg->api_socket_path || cfg->api_socket_fd >= 0)) {
+    if (!config_has_payload(cfg) && (cfg->api_socket_path || cfg->api_socket_fd >= 0)) {
         /* An API server waiting for vm.create; VM options need a payload (CH). */
-        if (cfg->initramfs || cfg->cmdline || cfg->ndisks || cfg->nnets || cfg->ndevices ||
-            cfg->rng.enabled)
-            return fail(&st, NULL, "VM options need --kernel (or leave them all to vm.create)");
+        if (cfg->initramfs || cfg->cmdline || cfg->nnets || cfg->ndevices || cfg->rng.enabled)
+            return fail(&st, NULL, "VM options need --kernel, --firmware or a --disk to boot "
+                                   "from (or leave them all to vm.create)");
         return CLI_OK;
     }
     if (config_validate(cfg, err, errlen) < 0)

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "bootdisk/bootdisk.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,7 +48,10 @@ void net_config_free(struct net_config *nc)
 
 void config_free(struct vm_config *cfg)
 {
+    bootdisk_stop(cfg->bootdisk);
+    cfg->bootdisk = NULL;
     free(cfg->kernel);
+    free(cfg->firmware);
     free(cfg->initramfs);
     free(cfg->cmdline);
     free(cfg->serial.path);

@@ -106,6 +106,10 @@ struct rng_config {
 
 struct vm_config {
     char *kernel;
+    char *firmware;          /* --firmware: a PVH ELF entered like a PVH kernel */
+    /* Booting a --disk without --kernel: the boot-loader reader (bootdisk/),
+     * started by main() before any thread; owned, stopped by config_free(). */
+    struct bootdisk *bootdisk;
     char *initramfs;
     char *cmdline;
     struct cpus_config cpus;
@@ -148,5 +152,11 @@ void net_config_free(struct net_config *nc);
  * "--option: what".  Returns 0 or -1.
  */
 int config_validate(struct vm_config *cfg, char *err, size_t errlen);
+/*
+ * What the VM boots: --kernel, --firmware, or (neither given) the kernel its
+ * boot loader names on the first bootable --disk (core/bootdisk/).
+ */
+int config_has_payload(const struct vm_config *cfg);
+int config_boots_from_disk(const struct vm_config *cfg);
 
 #endif

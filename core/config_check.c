@@ -72,9 +72,16 @@ int config_validate(struct vm_config *cfg, char *err, size_t errlen)
 {
     struct cli_err e = {.ctx = NULL, .buf = err, .len = errlen};
     struct cli_err *st = &e;
-    if (!cfg->kernel)
-        return fail(st, NULL, "--kernel is required (see --help)");
-    if (check_file(st, "--kernel", cfg->kernel, R_OK) != 0)
+    if (!config_has_payload(cfg))
+        return fail(st, NULL, "--kernel is required (or --firmware, or a --disk whose boot "
+                              "loader names a kernel; see --help)");
+    if (cfg->kernel && cfg->firmware)
+        return fail(st, "--firmware", "cannot be used with --kernel");
+    if (cfg->firmware && cfg->initramfs)
+        return fail(st, "--initramfs", "a firmware loads its own; give --kernel instead");
+    if (cfg->kernel && check_file(st, "--kernel", cfg->kernel, R_OK) != 0)
+        return -1;
+    if (cfg->firmware && check_file(st, "--firmware", cfg->firmware, R_OK) != 0)
         return -1;
     if (cfg->initramfs && check_file(st, "--initramfs", cfg->initramfs, R_OK) != 0)
         return -1;
@@ -119,4 +126,14 @@ int config_validate(struct vm_config *cfg, char *err, size_t errlen)
                     "can address (%llu bytes)", (unsigned long long)cfg->memory.size,
                     cfg->cpus.max_phys_bits, (unsigned long long)limit);
     return 0;
+}
+
+int config_has_payload(const struct vm_config *cfg)
+{
+    return cfg->kernel || cfg->firmware || cfg->ndisks > 0;
+}
+
+int config_boots_from_disk(const struct vm_config *cfg)
+{
+    return !cfg->kernel && !cfg->firmware && cfg->ndisks > 0;
 }

@@ -177,6 +177,8 @@ int landlock_apply(const struct vm_config *cfg, const char *const *plugin_dirs, 
     /* The payload, read again at every reboot. */
     if (cfg->kernel)
         rc |= allow(&l, "--kernel", cfg->kernel, FS_READ);
+    if (cfg->firmware)
+        rc |= allow(&l, "--firmware", cfg->firmware, FS_READ);
     if (cfg->initramfs)
         rc |= allow(&l, "--initramfs", cfg->initramfs, FS_READ);
     /* Disks are reopened at every reboot, with their own access. */

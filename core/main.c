@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bootdisk/bootdisk.h"
 #include "cli.h"
 #include "config.h"
 #include "device.h"
@@ -45,6 +46,18 @@ int main(int argc, char **argv)
         if (r < 0) {
             fprintf(stderr, "nimbus: error: --log-file: cannot open '%s': %s\n", cfg.log_file,
                     strerror(-r));
+            config_free(&cfg);
+            return 2;
+        }
+    }
+
+    /* The boot-disk reader is a forked process: before any thread exists
+     * (a fork with threads around inherits their locks), before Landlock
+     * and seccomp (it gets a stricter filter of its own). */
+    if (config_boots_from_disk(&cfg)) {
+        cfg.bootdisk = bootdisk_start(&cfg, err, sizeof(err));
+        if (!cfg.bootdisk) {
+            fprintf(stderr, "nimbus: error: %s\n", err);
             config_free(&cfg);
             return 2;
         }

@@ -11,6 +11,7 @@
 #include "acpi/acpi.h"
 #include "acpi/ged.h"
 #include "boot/boot.h"
+#include "bootdisk/bootdisk.h"
 #include "device_acpi.h"
 #include "layout.h"
 #include "log.h"
@@ -251,14 +252,23 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
     /* Linux uses MMCONFIG only where the firmware map reserves it. */
     struct e820_entry ecam = {vm->pci_windows.ecam_base, vm->pci_windows.ecam_size,
                               E820_RESERVED};
-    struct boot_request breq = {.kernel_path = cfg->kernel,
+    struct boot_request breq = {.kernel_path = cfg->firmware ? cfg->firmware : cfg->kernel,
+                                .firmware = cfg->firmware != NULL,
                                 .initramfs_path = cfg->initramfs,
                                 .cmdline = cfg->cmdline,
                                 .rsdp_addr = rsdp,
                                 .e820_extra = &ecam,
                                 .ne820_extra = 1};
+    struct bootdisk_payload disk_payload = {0};
+    char disk_cmdline[LAYOUT_CMDLINE_MAX];
+    if (config_boots_from_disk(cfg) &&
+        vm_payload_from_disk(cfg, &disk_payload, disk_cmdline, sizeof(disk_cmdline), &breq, err,
+                             errlen) < 0)
+        return -1;
     struct boot_result bres;
-    if (boot_load(&vm->mem, &breq, &bres, err, errlen) < 0)
+    int loaded = boot_load(&vm->mem, &breq, &bres, err, errlen);
+    bootdisk_payload_free(&disk_payload);
+    if (loaded < 0)
         return -1;
     log_info("kernel loaded: %s entry at 0x%llx",
              bres.kind == BOOT_ENTRY_PVH ? "PVH" : "64-bit", (unsigned long long)bres.entry);

@@ -96,6 +96,11 @@ int vm_add_device(struct vm *vm, const char *plugin, const char *options, struct
                   char *err, size_t errlen);
 int vm_pci_init(struct vm *vm, char *err, size_t errlen);
 int vm_add_virtio_devices(struct vm *vm, char *err, size_t errlen);
+/* vm_bootdisk.c: fill breq from the boot-disk reader (no --kernel/--firmware). */
+struct bootdisk_payload;
+struct boot_request;
+int vm_payload_from_disk(const struct vm_config *cfg, struct bootdisk_payload *p, char *cmdline,
+                         size_t cmdline_len, struct boot_request *breq, char *err, size_t errlen);
 void vm_pci_destroy(struct vm *vm);
 
 /* For vCPU threads. */

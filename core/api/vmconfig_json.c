@@ -16,7 +16,7 @@
 
 static int read_payload(struct jr *r, const cJSON *root, struct vm_config *cfg)
 {
-    static const char *const unsupported[] = {"firmware", "igvm", "host_data"};
+    static const char *const unsupported[] = {"igvm", "host_data"};
     const cJSON *p;
     if (jr_object(r, root, NULL, "payload", &p) < 0)
         return -1;
@@ -32,6 +32,7 @@ static int read_payload(struct jr *r, const cJSON *root, struct vm_config *cfg)
     }
     const char *cmdline;
     if (jr_strdup(r, p, "payload", "kernel", 0, &cfg->kernel) < 0 ||
+        jr_strdup(r, p, "payload", "firmware", 0, &cfg->firmware) < 0 ||
         jr_strdup(r, p, "payload", "initramfs", 0, &cfg->initramfs) < 0 ||
         jr_string(r, p, "payload", "cmdline", 1, &cmdline) < 0)
         return -1;
@@ -416,6 +417,13 @@ int vmconfig_from_json(const char *json, size_t len, struct vm_config *cfg, char
         read_chr(&r, root, "console", &cfg->console, &cfg->console_given) < 0 ||
         read_ignored(&r, root) < 0)
         goto out;
+    /* The disk's own kernel needs its reader forked before any thread:
+     * only a command line can ask for that. */
+    if (!cfg->kernel && !cfg->firmware) {
+        jr_fail(&r, "payload", NULL, "kernel or firmware is required (booting a disk's own "
+                "kernel works from the command line only)");
+        goto out;
+    }
     rc = config_validate(cfg, err, errlen);
 out:
     cJSON_Delete(root);

@@ -132,6 +132,7 @@ static void add_payload(struct jw *w, cJSON *root, const struct vm_config *cfg)
 {
     cJSON *o = note(w, cJSON_AddObjectToObject(root, "payload"));
     add_str(w, o, "kernel", cfg->kernel);
+    add_str(w, o, "firmware", cfg->firmware);
     add_str(w, o, "cmdline", cfg->cmdline);
     add_str(w, o, "initramfs", cfg->initramfs);
 }

@@ -165,11 +165,25 @@ int boot_load(struct guest_mem *gm, const struct boot_request *req,
     struct boot_file kernel, initrd;
     int rc;
 
-    if (!req || !req->kernel_path)
-        return boot_fail(err, errlen, "kernel", "no kernel given");
-    if (boot_file_open(req->kernel_path, &kernel, err, errlen) != 0)
-        return -1;
+    memset(&kernel, 0, sizeof(kernel));
     memset(&initrd, 0, sizeof(initrd));
+    if (!req || (!req->kernel_path && !req->kernel_buf))
+        return boot_fail(err, errlen, "kernel", "no kernel given");
+    if (req->kernel_path) {
+        if (boot_file_open(req->kernel_path, &kernel, err, errlen) != 0)
+            return -1;
+    } else {
+        kernel.img.name = req->kernel_name ? req->kernel_name : "kernel";
+        kernel.img.data = req->kernel_buf;
+        kernel.img.len = req->kernel_len;
+    }
+    /* rust-hypervisor-firmware and the like are PVH ELF; a bzImage there is
+     * a mix-up (it would be entered with the wrong boot protocol). */
+    if (req->firmware && !(kernel.img.len >= 4 && memcmp(kernel.img.data, "\x7f" "ELF", 4) == 0)) {
+        boot_file_close(&kernel);
+        return boot_fail(err, errlen, kernel.img.name ? kernel.img.name : "firmware",
+                         "not an ELF with a PVH entry note (nimbus enters firmware as PVH)");
+    }
     if (req->initramfs_path &&
         boot_file_open(req->initramfs_path, &initrd, err, errlen) != 0) {
         boot_file_close(&kernel);
@@ -181,7 +195,12 @@ int boot_load(struct guest_mem *gm, const struct boot_request *req,
         boot_file_close(&kernel);
         return boot_fail(err, errlen, req->initramfs_path, "file is empty");
     }
-    rc = load_images(gm, &kernel.img, req->initramfs_path ? &initrd.img : NULL, req->cmdline,
+    if (!req->initramfs_path && req->initrd_buf && req->initrd_len) {
+        initrd.img.name = "initrd";
+        initrd.img.data = req->initrd_buf;
+        initrd.img.len = req->initrd_len;
+    }
+    rc = load_images(gm, &kernel.img, initrd.img.len ? &initrd.img : NULL, req->cmdline,
                      req->rsdp_addr, req->e820_extra, req->ne820_extra, res, err, errlen);
     boot_file_close(&initrd);
     boot_file_close(&kernel);

@@ -16,8 +16,13 @@ enum boot_entry_kind {
 };
 
 struct boot_request {
-    const char *kernel_path;
-    const char *initramfs_path; /* may be NULL */
+    const char *kernel_path;    /* NULL: kernel_buf (read from a disk image) */
+    const char *initramfs_path; /* may be NULL; overrides initrd_buf */
+    /* A kernel and initrd already in memory (the boot-disk reader's). */
+    const uint8_t *kernel_buf, *initrd_buf;
+    size_t kernel_len, initrd_len;
+    const char *kernel_name;    /* for messages about kernel_buf */
+    int firmware;               /* only a PVH ELF will do (--firmware) */
     const char *cmdline;        /* may be NULL */
     uint64_t rsdp_addr;         /* given to the kernel (boot_params / start_info) */
     /* Device areas the E820 map must list as reserved (the PCI ECAM). */

@@ -330,7 +330,7 @@ int vmm_init(struct vmm *v, struct vm_config *cmdline)
     }
 
     int api = v->api != NULL;
-    if (!cmdline->kernel)
+    if (!config_has_payload(cmdline))
         return drop_privileges(api); /* an API server waiting for vm.create */
     /* The command line's VM: the VMM owns it from here (same struct, moved). */
     v->cfg = malloc(sizeof(*v->cfg));

@@ -43,7 +43,7 @@ struct vmm {
 
 /*
  * Set up the VMM from the command line: the event monitor, the API socket,
- * and the VM if the command line has a payload (cmdline_cfg->kernel).
+ * and the VM if the command line has a payload (config_has_payload()).
  * Ownership of cmdline_cfg's VM part moves to the VMM.  Returns 0, or the
  * process exit status (1, 2) with the message printed.
  */

@@ -613,7 +613,8 @@ struct bad {
 
 static const struct bad bad_bodies[] = {
     /* payload */
-    {"{'payload': {'kernel': '@K', 'firmware': '/fw'}}", "payload.firmware: not supported"},
+    {"{'payload': {'kernel': '@K', 'firmware': '@K'}}", "--firmware: cannot be used with --kernel"},
+    {"{'payload': {'cmdline': 'x'}}", "payload: kernel or firmware is required"},
     {"{'payload': {'kernel': '@K', 'igvm': '/x'}}", "payload.igvm: not supported"},
     {"{'payload': {'kernel': '@K', 'host_data': 'ab'}}", "payload.host_data: not supported"},
     {"{'payload': {'kernel': 5}}", "payload.kernel: expected a string, got a number"},
@@ -622,8 +623,8 @@ static const struct bad bad_bodies[] = {
     {"{'payload': {'kernel': '@K', 'cmdline': ['a']}}",
      "payload.cmdline: expected a string, got an array"},
     {"{'payload': 'vmlinux'}", "payload: expected an object, got a string"},
-    {"{}", "--kernel is required"},
-    {"{'payload': {}}", "--kernel is required"},
+    {"{}", "payload: kernel or firmware is required"},
+    {"{'payload': {}}", "payload: kernel or firmware is required"},
     {"{'payload': {'kernel': '@T/none'}}", "--kernel: cannot read '"},
     {"{'payload': {'kernel': '@K', 'initramfs': '@T/none'}}", "--initramfs: cannot read"},
     {"{'payload': {'kernel': '@T'}}", "--kernel: '"},
