@@ -114,6 +114,28 @@ def overrides(args, imgdir, tmp):
           "--kernel boots without reading the image")
 
 
+def qcow2(args, imgdir, tmp, idata):
+    """A compressed qcow2 copy boots as the raw image does (read through the
+    qcow2 library inside the reader); one with a backing file is refused."""
+    src = os.path.join(imgdir, "debian-gpt.img")
+    q = os.path.join(tmp, "debian.qcow2")
+    subprocess.run(["qemu-img", "convert", "-c", "-O", "qcow2", src, q], check=True)
+    p, _ = nimbus(args, q)
+    got = probe_lines(p.stdout)
+    check(p.returncode == 0 and initrd_line(idata) in got and
+          any(l.startswith("PROBE cmdline=root=UUID=") for l in got),
+          "a compressed qcow2 image boots (%s)" % got)
+    over = os.path.join(tmp, "over.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", q, "-F", "qcow2", over],
+                   check=True)
+    p2 = subprocess.run([args.nimbus, "--disk", "path=%s,readonly=on,image_type=qcow2,"
+                         "backing_files=on" % over, "--serial", "tty", "--console", "off",
+                         "--memory", "size=128M"], capture_output=True, text=True, timeout=60)
+    check(p2.returncode != 0 and "has a backing file" in p2.stderr and
+          "Give --kernel" in p2.stderr, "a qcow2 with a backing file is refused: %s" %
+          p2.stderr.strip()[-200:])
+
+
 def status_fields(pid):
     f = {}
     with open("/proc/%d/status" % pid) as s:
@@ -192,6 +214,8 @@ def main():
             f.write(os.urandom(70001))
         imgdir = layouts(args, tmp, initrd)
         overrides(args, os.path.join(imgdir), tmp)
+        with open(initrd, "rb") as f:
+            qcow2(args, imgdir, tmp, f.read())
         sandbox(args, tmp)
     print("%d failure(s)" % len(failures))
     return 1 if failures else 0
