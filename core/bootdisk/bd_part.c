@@ -143,12 +143,13 @@ static void mbr_partuuid(struct bd_part *p, uint32_t disk_id)
 
 static int is_extended(uint8_t type) { return type == 0x05 || type == 0x0f || type == 0x85; }
 
-/* Logical partitions: a chain of EBRs, each relative to the extended one. */
+/* Logical partitions: a chain of EBRs, each relative to the extended one.
+ * Numbers go on from *next across extended partitions, as Linux counts. */
 static void mbr_logical(const struct bd_dev *disk, struct bd_table *t, uint64_t ext_lba,
-                        uint64_t ext_len, uint32_t disk_id)
+                        uint64_t ext_len, uint32_t disk_id, uint32_t *next)
 {
     uint64_t ebr = ext_lba;
-    uint32_t number = 5;
+    uint32_t number = *next;
     uint8_t s[SECTOR];
     for (uint32_t hops = 0; hops < EBR_MAX; hops++) {
         if (bd_read(disk, ebr * SECTOR, s, SECTOR) != 0 || s[510] != 0x55 || s[511] != 0xaa)
@@ -160,11 +161,11 @@ static void mbr_logical(const struct bd_dev *disk, struct bd_table *t, uint64_t 
             p->is_esp = e[4] == 0xef;
             mbr_partuuid(p, disk_id);
         }
-        number++;
-        const uint8_t *next = s + 446 + 16;
-        if (!is_extended(next[4]) || le32(next + 8) == 0 || le32(next + 8) >= ext_len)
+        *next = ++number;
+        const uint8_t *link = s + 446 + 16;
+        if (!is_extended(link[4]) || le32(link + 8) == 0 || le32(link + 8) >= ext_len)
             return;
-        ebr = ext_lba + le32(next + 8);
+        ebr = ext_lba + le32(link + 8);
     }
 }
 
@@ -199,6 +200,7 @@ int bd_part_read(const struct bd_dev *disk, struct bd_table *t, char *err, size_
         }
         if (valid) {
             t->kind = BD_TABLE_MBR;
+            uint32_t next_logical = 5;
             for (uint32_t i = 0; i < 4; i++) {
                 const uint8_t *e = s + 446 + i * 16;
                 uint8_t type = e[4];
@@ -206,7 +208,7 @@ int bd_part_read(const struct bd_dev *disk, struct bd_table *t, char *err, size_
                 if (type == 0 || len == 0)
                     continue;
                 if (is_extended(type)) {
-                    mbr_logical(disk, t, lba, len, disk_id);
+                    mbr_logical(disk, t, lba, len, disk_id, &next_logical);
                     continue;
                 }
                 if (add_part(t, disk, i + 1, lba, len)) {
