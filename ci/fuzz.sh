@@ -25,7 +25,7 @@ export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINIT
 # Findings must abort, leaks included; symbolised reports for humans.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-SMOKE_LF_SECS=${SMOKE_LF_SECS:-20}
+SMOKE_LF_SECS=${SMOKE_LF_SECS:-14}
 SMOKE_AFL_SECS=${SMOKE_AFL_SECS:-8}
 
 die() { echo "fuzz.sh: $*" >&2; exit 2; }

@@ -440,7 +440,7 @@ static int cmd_search(struct gctx *c)
     if (!key)
         return 1;
     char dev[BD_DEV];
-    snprintf(dev, sizeof(dev), "%s=%s", kind, key);
+    snprintf(dev, sizeof(dev), "%s=%.150s", kind, key); /* kind is at most 7 */
     setvar(c, var, dev);
     return 0;
 }
