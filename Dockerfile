@@ -45,8 +45,10 @@ RUN set -eu; \
         busybox-static \
         ca-certificates \
         clang-14 \
+        cloud-image-utils \
         cmake \
         cpio \
+        debootstrap \
         dosfstools \
         e2fsprogs \
         ethtool \
@@ -70,6 +72,7 @@ RUN set -eu; \
         llvm-14 \
         mtools \
         ninja-build \
+        openssh-client \
         pkg-config \
         procps \
         python3 \

@@ -9,8 +9,8 @@ clang-14 llvm-14 libclang-rt-14-dev afl++
 libcmocka-dev liburing-dev libseccomp-dev libcjson-dev libslirp-dev libmnl-dev
 libhttp-parser-dev
 acpica-tools
-qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs libext2fs-dev fdisk dosfstools mtools xz-utils zstd libzstd-dev zlib1g-dev
-python3 python3-pytest
+qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs libext2fs-dev fdisk dosfstools mtools cloud-image-utils xz-utils zstd libzstd-dev zlib1g-dev
+python3 python3-pytest openssh-client
 podman runc catatonit debootstrap mmdebstrap
 iproute2 procps strace util-linux ethtool
 "
