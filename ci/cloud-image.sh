@@ -236,6 +236,12 @@ fi
 
 kver=$(find "$tree/lib/modules" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | head -n1)
 [[ -n $kver && -f $tree/boot/vmlinuz-$kver ]] || die "no kernel in /boot"
+# virtio_console in the initramfs: the cloud kernel has it as a module, and
+# systemd's getty generator puts a login prompt on hvc0 only when hvc0
+# exists as it runs (before udev would load the module). Cloud Hypervisor's
+# default console is hvc0.
+echo virtio_console >>"$tree/etc/initramfs-tools/modules"
+in_chroot update-initramfs -u -k "$kver" >>"$work/apt.log" 2>&1 || die "update-initramfs failed"
 [[ -f $tree/boot/initrd.img-$kver ]] || die "no initrd.img-$kver in /boot (initramfs-tools)"
 # linux-base's linux-update-symlinks makes these at kernel installation.
 [[ -L $tree/vmlinuz ]] || ln -sfn "boot/vmlinuz-$kver" "$tree/vmlinuz"
