@@ -267,6 +267,10 @@ cat >"$tree/etc/cloud/cloud.cfg.d/01_nimbus.cfg" <<'EOF'
 # Only the NoCloud seed (a vfat or iso9660 file system labelled cidata) or
 # nothing: no waiting on network metadata services that nimbus does not have.
 datasource_list: [ NoCloud, None ]
+# cloud-init's default en_US.UTF-8 is not generated in this minimal root
+# (its locale module then fails, and "cloud-init status" says error);
+# C.UTF-8 is built into glibc.
+locale: C.UTF-8
 EOF
 # The final sources, as Debian's images have them.
 rm -f "$tree/etc/apt/sources.list"
