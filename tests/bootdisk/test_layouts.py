@@ -17,7 +17,6 @@ Exit status 0 passed, 1 failed, 77 skipped (no usable /dev/kvm, unless
 NIMBUS_TEST_REQUIRE_KVM=1).
 """
 import argparse
-import fcntl
 import json
 import os
 import signal
@@ -27,22 +26,11 @@ import tempfile
 import time
 import zlib
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from kvm_gate import kvm_gate  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-SKIP = 77
 failures = []
-
-
-def kvm_usable():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return fcntl.ioctl(fd, 0xAE00) == 12
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def check(cond, what):
@@ -202,12 +190,9 @@ def main():
     ap.add_argument("--probe", required=True)
     ap.add_argument("--tiny", required=True)
     args = ap.parse_args()
-    if not kvm_usable():
-        if os.environ.get("NIMBUS_TEST_REQUIRE_KVM") == "1":
-            print("no usable /dev/kvm")
-            return 1
-        print("skipped: no usable /dev/kvm")
-        return SKIP
+    gate = kvm_gate("test_layouts")
+    if gate is not None:
+        return gate
     with tempfile.TemporaryDirectory(prefix="nimbus-bootdisk-") as tmp:
         initrd = os.path.join(tmp, "initrd")
         with open(initrd, "wb") as f:

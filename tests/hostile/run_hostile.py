@@ -15,7 +15,6 @@ Exit status: 0 all seeds passed, 1 a seed failed, 2 bad usage, 77 no usable
 /dev/kvm (skipped; a failure instead when NIMBUS_TEST_REQUIRE_KVM=1).
 """
 import argparse
-import fcntl
 import hashlib
 import os
 import re
@@ -26,10 +25,10 @@ import sys
 import tempfile
 import time
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from kvm_gate import kvm_gate  # noqa: E402
+
 DISK_SIZE = 1 << 20
-KVM_GET_API_VERSION = 0xAE00
-KVM_API_VERSION = 12
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "ERROR: ThreadSanitizer", "WARNING: ThreadSanitizer")
 # log_ratelimited lets 20 lines per call site through per 10-second window.
@@ -37,19 +36,6 @@ LOG_LINES_PER_WINDOW = 200
 LOG_WINDOW_S = 10
 EXPECTED_DEVICES = ("blk ro=0", "blk ro=1", "net", "console", "rng template=1",
                     "rng template=0")
-
-
-def kvm_usable():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return fcntl.ioctl(fd, KVM_GET_API_VERSION) == KVM_API_VERSION
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def disk_pattern():
@@ -192,12 +178,9 @@ def main():
     for path in (args.nimbus, args.guest):
         if not os.path.exists(path):
             p.error("%s does not exist" % path)
-    if not kvm_usable():
-        if os.environ.get("NIMBUS_TEST_REQUIRE_KVM") == "1":
-            print("run_hostile: no usable /dev/kvm, and NIMBUS_TEST_REQUIRE_KVM=1")
-            return 1
-        print("run_hostile: no usable /dev/kvm: skipped")
-        return SKIP
+    gate = kvm_gate("run_hostile")
+    if gate is not None:
+        return gate
     pattern = disk_pattern()
     pristine = hashlib.sha256(pattern).digest()
     failed = []

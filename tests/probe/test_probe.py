@@ -17,7 +17,6 @@ Exit status: 0 passed, 1 a case failed, 2 bad usage, 77 no usable /dev/kvm
 (skipped; a failure instead when NIMBUS_TEST_REQUIRE_KVM=1).
 """
 import argparse
-import fcntl
 import json
 import os
 import random
@@ -27,26 +26,13 @@ import sys
 import tempfile
 import zlib
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from kvm_gate import kvm_gate  # noqa: E402
+
 SECTOR = 512
 PROBE_SECTORS = 64
 SERIAL = "probe0"
-KVM_GET_API_VERSION = 0xAE00
-KVM_API_VERSION = 12
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-
-
-def kvm_usable():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return fcntl.ioctl(fd, KVM_GET_API_VERSION) == KVM_API_VERSION
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def known_bytes(n, seed):
@@ -191,12 +177,9 @@ def main():
     for path in (args.nimbus, args.guest):
         if not os.path.exists(path):
             p.error("%s does not exist" % path)
-    if not kvm_usable():
-        if os.environ.get("NIMBUS_TEST_REQUIRE_KVM") == "1":
-            print("test_probe: no usable /dev/kvm, and NIMBUS_TEST_REQUIRE_KVM=1")
-            return 1
-        print("test_probe: no usable /dev/kvm: skipped")
-        return SKIP
+    gate = kvm_gate("test_probe")
+    if gate is not None:
+        return gate
     if not shutil.which("sfdisk"):
         print("test_probe: sfdisk not found (Debian package fdisk, ci/install-deps.sh)")
         return 1
