@@ -14,7 +14,7 @@ IMAGE_REPO=nimbus-dev
 DEFAULT_BASE_IMAGE=debian:bookworm
 # Base images this script knows how to bootstrap with debootstrap.
 BOOTSTRAPPABLE_BASES=" debian:bookworm docker.io/library/debian:bookworm "
-SUBCOMMANDS="build tests fuzz shell clean build-container"
+SUBCOMMANDS="build tests fuzz cloud-image shell clean build-container"
 
 # Global options.
 OPT_LOCAL=0
@@ -76,6 +76,7 @@ Subcommands:
   build             Configure (CMake) and build (Ninja) nimbus
   tests             Run unit tests, integration tests and/or fuzz smoke runs
   fuzz              Run fuzz targets (arguments go to ci/fuzz.sh)
+  cloud-image       Build the Debian 12 cloud image and boot it with nimbus
   shell             Open a shell, or run one command, in the dev environment
   clean             Remove the build directories this script creates
   build-container   Build the nimbus-dev container image
@@ -98,7 +99,7 @@ Build directories (inside the source tree, owned by the tree's owner):
   build-debug-asan/  --sanitize --debug
 
 Container runs use: --rm --init --network host --security-opt label=disable
---cap-add NET_ADMIN, --device for /dev/kvm, /dev/net/tun and /dev/vhost-*
+--cap-add NET_ADMIN --cap-add MKNOD, --device for /dev/kvm, /dev/net/tun and /dev/vhost-*
 when present, the source tree mounted at its own path as the working
 directory, the guest asset cache (NIMBUS_ASSETS_DIR) at its own path, and
 for podman the runc runtime (plus --ulimit nofile/nproc at the current
@@ -120,6 +121,9 @@ Environment:
   NIMBUS_ASSETS_DIR          Guest asset cache of ci/guest-assets.sh (default
                              \$HOME/.cache/nimbus/assets); mounted into the
                              container at the same path so it is kept
+  NIMBUS_CLOUD_IMAGE_DIR     Cloud image cache of ci/cloud-image.sh (default
+                             \$HOME/.cache/nimbus/cloud-image); mounted like
+                             NIMBUS_ASSETS_DIR
   NIMBUS_DEV_CLI_KVM_DEVICE  KVM device to check and pass (default /dev/kvm)
   NIMBUS_*, CI, GITHUB_ACTIONS, PYTEST_ADDOPTS, TERM, CC, CXX
                              Passed into the container
@@ -175,6 +179,27 @@ Other options:
 
 The pytest integration suite honours PYTEST_ADDOPTS (for example
 PYTEST_ADDOPTS='-k boot'), which is passed into the container.
+EOF
+}
+
+usage_cloud_image() {
+    cat <<EOF
+Usage: ./dev_cli.sh [GLOBAL OPTIONS] cloud-image [OPTIONS] [-- PYTEST_ARGS...]
+
+Build nimbus and the Debian 12 cloud image (ci/cloud-image.sh: debootstrap,
+GPT, ext4 root with GRUB's generated grub.cfg, cloud-init; cached by package
+versions), then boot the image with nothing but its disk and a NoCloud seed,
+log in over SSH and check what the guest sees
+(tests/integration/test_cloud_image.py, through ci/test-integration.sh: in the
+nested test host where /dev/kvm cannot run Linux).
+
+Options:
+  --no-boot          Only build the image; print its directory
+  --all-tests        Also boot the image with --kernel as in Cloud Hypervisor's
+                     README (hvc0 and ttyS0); default: the disk-only boot
+  --release, --debug, --sanitize, --werror, --build-dir DIR
+                     As for 'build'
+  -h, --help         Show this help
 EOF
 }
 
@@ -276,6 +301,7 @@ usage_for() {
     build) usage_build ;;
     tests) usage_tests ;;
     fuzz) usage_fuzz_with_script ;;
+    cloud-image) usage_cloud_image ;;
     shell) usage_shell ;;
     clean) usage_clean ;;
     build-container) usage_build_container ;;
@@ -298,6 +324,8 @@ P_INTEGRATION=0
 P_FUZZ=0
 P_IMAGES=0
 P_FORCE=0
+P_NO_BOOT=0
+P_ALL_CLOUD=0
 P_BASE="${NIMBUS_BASE_IMAGE:-$DEFAULT_BASE_IMAGE}"
 
 # Parses options shared by build and tests. Returns 1 when $1 is not one.
@@ -414,6 +442,25 @@ parse_build_container() {
 
 # ------------------------------------------------------------ local steps
 
+parse_cloud_image() {
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+        -h | --help) usage_cloud_image; exit 0 ;;
+        --no-boot) P_NO_BOOT=1 ;;
+        --all-tests) P_ALL_CLOUD=1 ;;
+        --) shift; P_EXTRA=("$@"); break ;;
+        *)
+            if parse_build_option "$@"; then
+                shift "$SHIFT_BY"
+                continue
+            fi
+            die "unknown option '$1' for 'cloud-image' (see ./dev_cli.sh cloud-image --help)"
+            ;;
+        esac
+        shift
+    done
+}
+
 build_dir_for_options() {
     if [[ -n $P_BUILD_DIR ]]; then
         case $P_BUILD_DIR in
@@ -516,6 +563,34 @@ refresh_apt_lists() {
     run apt-get update -qq || die "apt-get update failed in the container (ci/guest-assets.sh needs apt lists to fetch guest kernels)"
 }
 
+local_cloud_image() {
+    require_helper ci/cloud-image.sh "'cloud-image'"
+    ((IN_CONTAINER)) && refresh_apt_lists
+    local dir
+    if ((DRY_RUN)); then
+        run "$NIMBUS_ROOT/ci/cloud-image.sh" --print-dir
+        dir=/nonexistent/cloud-image
+    else
+        dir=$("$NIMBUS_ROOT/ci/cloud-image.sh" --print-dir) || die "ci/cloud-image.sh failed"
+    fi
+    if ((P_NO_BOOT)); then
+        printf '%s\n' "$dir"
+        return
+    fi
+    local pytest_args=(${P_EXTRA[@]+"${P_EXTRA[@]}"})
+    P_EXTRA=()
+    step_build
+    NIMBUS_BIN="$(build_dir_for_options)/nimbus"
+    NIMBUS_CLOUD_IMAGE=$dir
+    export NIMBUS_BIN NIMBUS_CLOUD_IMAGE
+    # -k, not a path: the runner collects test files itself, one nested
+    # host each (a path would be run in every file's).
+    local k=test_disk_only_boot_cloud_init_and_ssh
+    ((P_ALL_CLOUD)) && k="$k or test_kernel_and_disk_as_in_cloud_hypervisors_readme or test_kernel_and_disk_on_the_serial_port"
+    run "$NIMBUS_ROOT/ci/test-integration.sh" --guest-only -k "$k" \
+        ${pytest_args[@]+"${pytest_args[@]}"}
+}
+
 local_fuzz() {
     require_helper ci/fuzz.sh "'fuzz'"
     run "$NIMBUS_ROOT/ci/fuzz.sh" ${P_EXTRA[@]+"${P_EXTRA[@]}"}
@@ -537,7 +612,8 @@ local_shell() {
 fix_ownership() {
     [[ ${NIMBUS_DEV_CLI_FIX_OWNERSHIP:-0} == 1 && $EUID -eq 0 ]] || return 0
     local dir owner
-    for dir in "$NIMBUS_ROOT" ${NIMBUS_ASSETS_DIR:+"$NIMBUS_ASSETS_DIR"}; do
+    for dir in "$NIMBUS_ROOT" ${NIMBUS_ASSETS_DIR:+"$NIMBUS_ASSETS_DIR"} \
+        ${NIMBUS_CLOUD_IMAGE_DIR:+"$NIMBUS_CLOUD_IMAGE_DIR"}; do
         [[ -d $dir ]] || continue
         owner=$(stat -c %u:%g "$dir")
         find "$dir" -xdev -path "$dir/.git" -prune -o \
@@ -555,6 +631,7 @@ run_local() {
     build) local_build ;;
     tests) local_tests ;;
     fuzz) local_fuzz ;;
+    cloud-image) local_cloud_image ;;
     shell) local_shell ;;
     esac
 }
@@ -592,7 +669,8 @@ run_in_container() {
     engine_cmd
     CONTAINER_NAME="nimbus-dev-$$"
     local cmd=("${ENGINE_CMD[@]}" run --rm --init --name "$CONTAINER_NAME"
-        --network host --security-opt label=disable --cap-add NET_ADMIN)
+        --network host --security-opt label=disable --cap-add NET_ADMIN
+        --cap-add MKNOD) # debootstrap (cloud-image) makes device nodes in its tree
     local dev
     for dev in "$KVM_DEVICE" /dev/net/tun /dev/vhost-net /dev/vhost-vsock; do
         [[ -e $dev ]] && cmd+=(--device "$dev")
@@ -607,6 +685,12 @@ run_in_container() {
         fi
         cmd+=(--volume "$assets:$assets" --env "NIMBUS_ASSETS_DIR=$assets")
     fi
+    # The cloud image cache likewise (minutes of debootstrap).
+    local images=${NIMBUS_CLOUD_IMAGE_DIR:-${HOME:+$HOME/.cache/nimbus/cloud-image}}
+    if [[ -n $images && $images == /* ]]; then
+        ((DRY_RUN)) || mkdir -p "$images" || die "cannot create the cloud image cache $images (set NIMBUS_CLOUD_IMAGE_DIR)"
+        cmd+=(--volume "$images:$images" --env "NIMBUS_CLOUD_IMAGE_DIR=$images")
+    fi
     rootless_kvm_groups
     local limits
     limits=$(podman_ulimits)
@@ -615,7 +699,7 @@ run_in_container() {
     local var
     while read -r var; do
         case $var in
-        NIMBUS_DEV_CLI_* | NIMBUS_ASSETS_DIR) ;; # set explicitly
+        NIMBUS_DEV_CLI_* | NIMBUS_ASSETS_DIR | NIMBUS_CLOUD_IMAGE_DIR) ;; # set explicitly
         NIMBUS_* | CI | GITHUB_ACTIONS | PYTEST_ADDOPTS | TERM | CC | CXX) cmd+=(--env "$var") ;;
         esac
     done < <(compgen -e)
@@ -712,7 +796,7 @@ main() {
         if [[ $# -eq 0 ]]; then usage_main; else usage_for "$1"; fi
         exit 0
         ;;
-    build | tests | fuzz | shell | clean | build-container) ;;
+    build | tests | fuzz | cloud-image | shell | clean | build-container) ;;
     *) die "unknown subcommand '$sub' (expected one of: $SUBCOMMANDS; see ./dev_cli.sh --help)" ;;
     esac
 
@@ -721,6 +805,7 @@ main() {
     build) parse_build "$@" ;;
     tests) parse_tests "$@" ;;
     fuzz) parse_fuzz "$@" ;;
+    cloud-image) parse_cloud_image "$@" ;;
     shell) parse_shell "$@" ;;
     clean) parse_clean "$@"; do_clean; return ;;
     build-container) parse_build_container "$@"; do_build_container; return ;;
@@ -741,6 +826,7 @@ main() {
         ((P_UNIT)) && check_kvm warn "building"
         ;;
     fuzz) require_helper ci/fuzz.sh "'fuzz'" ;;
+    cloud-image) require_helper ci/cloud-image.sh "'cloud-image'" ;;
     shell) check_kvm warn "the shell" ;;
     esac
     select_engine

@@ -12,7 +12,10 @@
 #   4. boot a guest inside it: './dev_cli.sh tests --integration --
 #      --guest-only -k EXPR', i.e. ci/test-integration.sh's guest part (through
 #      the nested test host where /dev/kvm cannot run Linux) limited to the
-#      quick boot test.
+#      quick boot test;
+#   5. build the Debian cloud image and boot it with nothing but its disk and a
+#      seed, logging in over SSH: './dev_cli.sh cloud-image' (the image cache
+#      is the host's, so only the first run pays for debootstrap).
 #
 # A package missing from the Dockerfile makes step 2 or 4 fail, so CI runs
 # this once per run. Settings (environment):
@@ -22,6 +25,7 @@
 #                                empty skips step 4
 #   NIMBUS_CONTAINER_BUILD_DIR   build directory for step 2 (default
 #                                build-container)
+#   NIMBUS_CONTAINER_CLOUD_IMAGE 0 skips step 5 (default 1)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,5 +71,11 @@ if [[ -n $boot_tests ]]; then
         --guest-only -k "$boot_tests"
 else
     echo "test-container: guest boot skipped (NIMBUS_CONTAINER_BOOT_TESTS is empty)"
+fi
+if [[ ${NIMBUS_CONTAINER_CLOUD_IMAGE:-1} != 0 ]]; then
+    step "cloud image built and booted in the container" \
+        "${dev_cli[@]}" cloud-image --build-dir "$build_dir"
+else
+    echo "test-container: cloud image skipped (NIMBUS_CONTAINER_CLOUD_IMAGE=0)"
 fi
 echo "test-container: all checks passed in $((SECONDS - t0)) s"

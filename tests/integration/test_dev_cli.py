@@ -21,13 +21,14 @@ pytestmark = pytest.mark.host
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_CLI = ROOT / "dev_cli.sh"
-SUBCOMMANDS = ["build", "tests", "fuzz", "shell", "clean", "build-container"]
+SUBCOMMANDS = ["build", "tests", "fuzz", "cloud-image", "shell", "clean", "build-container"]
 
 # Options each subcommand's --help must document.
 SUBCOMMAND_OPTIONS = {
     "build": ["--release", "--debug", "--sanitize", "--werror", "--build-dir", "--help"],
     "tests": ["--unit", "--integration", "--fuzz", "--all", "--sanitize", "--help"],
     "fuzz": ["--list", "--engine", "--duration", "--jobs", "--all", "--help"],
+    "cloud-image": ["--no-boot", "--all-tests", "--build-dir", "--help"],
     "shell": ["--", "--help"],
     "clean": ["--images", "--help"],
     "build-container": ["--force", "--base", "--help"],
@@ -104,7 +105,7 @@ def tree(tmp_path):
     shutil.copy2(ROOT / "ci" / "container.sh", src / "ci" / "container.sh")
     shutil.copy2(ROOT / "Dockerfile", src / "Dockerfile")
     log = tmp_path / "calls.log"
-    for name in ("fuzz.sh", "test-integration.sh"):
+    for name in ("fuzz.sh", "test-integration.sh", "cloud-image.sh"):
         write_exe(
             src / "ci" / name,
             f'#!/bin/sh\necho "{name}" "$@" >> "{log}"\n'
@@ -444,6 +445,37 @@ def test_integration_runner_gets_its_arguments(tree, tmp_path):
             env=base_env(NIMBUS_DEV_CLI_KVM_DEVICE=str(fake_kvm), NIMBUS_BIN="/x/nimbus"))
     assert r.returncode == 0, r.stderr
     assert calls(tree) == ["test-integration.sh -k boot"]
+
+
+def test_cloud_image_builds_the_image_then_boots_it(tree, tmp_path):
+    """cloud-image: the image (ci/cloud-image.sh), nimbus, then the disk-only
+    boot of test_cloud_image.py through the integration runner."""
+    r = run(["--local", "cloud-image"], script=tree["script"],
+            env=base_env(NIMBUS_DEV_CLI_DRY_RUN="1"))
+    assert r.returncode == 0, r.stderr
+    d = tree["src"] / "build"
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"+ {tree['src']}/ci/cloud-image.sh --print-dir"
+    assert lines[1].startswith(f"+ cmake -S {tree['src']} -B {d} ")
+    assert lines[2] == f"+ ninja -C {d}"
+    assert lines[3] == (f"+ {tree['src']}/ci/test-integration.sh --guest-only "
+                        "-k test_disk_only_boot_cloud_init_and_ssh")
+    # --no-boot stops after the image; the stub script really runs.
+    r = run(["--local", "cloud-image", "--no-boot"], script=tree["script"], env=base_env())
+    assert r.returncode == 0, r.stderr
+    assert calls(tree) == ["cloud-image.sh --print-dir"]
+
+
+def test_cloud_image_container_keeps_the_cache_and_may_mknod(engine_stubs, tmp_path):
+    cache = tmp_path / "images"
+    r = run(["--engine", "podman", "cloud-image", "--no-boot"],
+            env=base_env(PATH=engine_stubs["PATH"], NIMBUS_DEV_CLI_DRY_RUN="1",
+                         NIMBUS_CLOUD_IMAGE_DIR=str(cache)))
+    assert r.returncode == 0, r.stderr
+    cmd = " ".join(dry_words(r))
+    assert "--cap-add MKNOD" in cmd
+    assert f"--volume {cache}:{cache}" in cmd
+    assert f"--env NIMBUS_CLOUD_IMAGE_DIR={cache}" in cmd
 
 
 def test_fuzz_suite_is_a_smoke_run(tree):
