@@ -7,7 +7,7 @@
 #   ci/run-tests.sh unit asan       only the named stages
 #
 # Stages: deps build unit asan fuzz container integration bench bench-blk
-# (bench and bench-blk only when named: they measure, they do not test).
+# bench-cloud (the bench stages only when named: they measure, they do not test).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,6 +60,9 @@ stage_container() { ci/test-container.sh; }
 stage_integration() { ci/test-integration.sh; }
 stage_bench() { /usr/bin/python3 ci/bench-startup.py --nimbus build/nimbus \
     --guest build/tests/guests/tiny.elf; }
+# Boot to login of the Debian cloud image, nimbus (disk only) vs QEMU (kernel
+# given); runs itself in ci/vmrun.sh where needed.
+stage_bench-cloud() { /usr/bin/python3 ci/bench-cloud.py --nimbus build/nimbus --markdown; }
 # virtio-blk, nimbus vs QEMU; runs itself in ci/vmrun.sh where needed (~3 min).
 stage_bench-blk() { /usr/bin/python3 ci/bench-blk.py --nimbus build/nimbus; }
 
@@ -70,7 +73,7 @@ failed_names=""
 t_all=$(date +%s)
 for s in $STAGES; do
     if ! declare -F "stage_$s" >/dev/null; then
-        echo "run-tests: unknown stage '$s' (stages: $ALL bench bench-blk)" >&2
+        echo "run-tests: unknown stage '$s' (stages: $ALL bench bench-blk bench-cloud)" >&2
         exit 2
     fi
     echo "=== stage $s ==="
