@@ -239,6 +239,10 @@ static int load_spec(struct finder *f, const struct bd_boot_spec *s, struct bd_f
         errf(err, errlen, "the kernel: %s", e);
         return -1;
     }
+    if (out->kernel_len == 0) {
+        errf(err, errlen, "the kernel: %.200s: the file is empty", s->kernel.path);
+        return -1;
+    }
     for (int k = 0; k < s->ninitrd; k++) {
         uint8_t *d = NULL;
         size_t l = 0;
@@ -400,6 +404,11 @@ static int try_links(struct finder *f, int di, uint32_t pi, struct bd_found *out
         if (bd_fs_read(fs, pairs[k][0], BD_KERNEL_MAX, &out->kernel, &out->kernel_len, e,
                        sizeof(e))) {
             errf(err, errlen, "disk %d partition %u: %s", di, f->d[di].t.parts[pi].number, e);
+            return -1;
+        }
+        if (out->kernel_len == 0) {
+            errf(err, errlen, "disk %d partition %u: %s: the file is empty", di,
+                 f->d[di].t.parts[pi].number, pairs[k][0]);
             return -1;
         }
         if (bd_fs_exists(fs, pairs[k][1]) &&
