@@ -167,10 +167,15 @@ def sandbox(args, tmp):
             check(st.get("Uid", "").split()[:1] == ["65534"], "reader runs as nobody (%s)" %
                   st.get("Uid"))
         check(fds == [0, 1, 2], "reader holds only its socket and the two disks: fds %s" % fds)
-        targets = [os.readlink("/proc/%d/fd/%d" % (helper, n)) for n in fds]
-        check(targets[0].startswith("socket:") and
-              all(os.path.samefile(t, img) for t in targets[1:]),
-              "fd 0 is the socket, 1-2 the disk image (%s)" % targets)
+        try:
+            targets = [os.readlink("/proc/%d/fd/%d" % (helper, n)) for n in fds]
+        except PermissionError:
+            # Another uid's fd links need CAP_SYS_PTRACE, which containers drop.
+            print("skip fd 0 is the socket, 1-2 the disk image: the links are not readable here")
+        else:
+            check(targets[0].startswith("socket:") and
+                  all(os.path.samefile(t, img) for t in targets[1:]),
+                  "fd 0 is the socket, 1-2 the disk image (%s)" % targets)
     p.send_signal(signal.SIGTERM)
     try:
         p.wait(timeout=20)
