@@ -361,9 +361,15 @@ def test_libvirt_passes_a_listening_socket_and_a_fifo(vm_factory, scratch):
 
 def test_vm_options_without_payload_are_refused(scratch):
     res = subprocess.run([str(require_nimbus()), "--api-socket", str(scratch / "a.sock"),
-                          "--disk", f"path={scratch}/x"], capture_output=True, text=True,
+                          "--cmdline", "console=ttyS0"], capture_output=True, text=True,
                          timeout=30)
     assert res.returncode == 2 and "--kernel" in res.stderr, res.stderr
+    # A --disk alone is a payload now (its boot loader's kernel): it must exist.
+    res = subprocess.run([str(require_nimbus()), "--api-socket", str(scratch / "b.sock"),
+                          "--disk", f"path={scratch}/x"], capture_output=True, text=True,
+                         timeout=30)
+    assert res.returncode == 2 and f"--disk: cannot open read-write '{scratch}/x'" in res.stderr, \
+        res.stderr
 
 
 @pytest.mark.parametrize("value,token", [("fd=999", "999"), ("fd=x", "x"),
