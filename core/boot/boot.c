@@ -179,7 +179,7 @@ int boot_load(struct guest_mem *gm, const struct boot_request *req,
     }
     /* rust-hypervisor-firmware and the like are PVH ELF; a bzImage there is
      * a mix-up (it would be entered with the wrong boot protocol). */
-    if (req->firmware && !(kernel.img.len >= 4 && memcmp(kernel.img.data, "\x7f" "ELF", 4) == 0)) {
+    if (req->firmware && !is_elf(&kernel.img)) {
         boot_file_close(&kernel);
         return boot_fail(err, errlen, kernel.img.name ? kernel.img.name : "firmware",
                          "not an ELF with a PVH entry note (nimbus enters firmware as PVH)");

@@ -1,6 +1,8 @@
 #include "bd_dev.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -66,4 +68,13 @@ void bd_dev_mem(struct bd_dev *d, const uint8_t **data, uint64_t size)
     d->ctx = (void *)data;
     d->base = 0;
     d->size = size;
+}
+
+int bd_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
 }

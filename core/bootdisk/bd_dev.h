@@ -23,6 +23,9 @@ int bd_read(const struct bd_dev *d, uint64_t off, void *buf, size_t len);
 /* The range [off, off+size) of d, or -ERANGE when it does not fit. */
 int bd_sub(const struct bd_dev *d, uint64_t off, uint64_t size, struct bd_dev *out);
 
+/* Format a message into err (every parser here reports this way); returns -1. */
+int bd_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Backends: a file descriptor (pread) and a buffer. */
 void bd_dev_fd(struct bd_dev *d, int *fd, uint64_t size);
 void bd_dev_mem(struct bd_dev *d, const uint8_t **data, uint64_t size);

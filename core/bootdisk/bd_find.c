@@ -2,7 +2,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +52,7 @@ static struct bd_fs *part_fs(struct finder *f, int di, uint32_t pi)
 }
 
 /* A GRUB device name to (disk, partition index); -1 when nothing matches. */
-static int resolve_dev(struct finder *f, const char *dev, const char *path, int *di, uint32_t *pi)
+static int resolve_dev(struct finder *f, const char *dev, int *di, uint32_t *pi)
 {
     if (!dev || !dev[0]) {
         *di = f->cur_disk, *pi = f->cur_part;
@@ -78,7 +77,6 @@ static int resolve_dev(struct finder *f, const char *dev, const char *path, int 
         return -1;
     }
     /* hdN, hdN,M, hdN,gptM, hdN,msdosM */
-    (void)path;
     if (strncmp(dev, "hd", 2) || !isdigit((unsigned char)dev[2]))
         return -1;
     char *end;
@@ -109,7 +107,7 @@ static int host_file_test(void *opaque, const char *dev, const char *path, int n
     struct finder *f = opaque;
     int di;
     uint32_t pi;
-    if (resolve_dev(f, dev, path, &di, &pi) < 0)
+    if (resolve_dev(f, dev, &di, &pi) < 0)
         return 0;
     struct bd_fs *fs = part_fs(f, di, pi);
     if (!fs || !bd_fs_exists(fs, path))
@@ -171,20 +169,12 @@ static int host_bls(void *opaque, const char *dev, struct bd_bls_list *out)
     struct finder *f = opaque;
     int di;
     uint32_t pi;
-    if (resolve_dev(f, dev, NULL, &di, &pi) < 0)
+    if (resolve_dev(f, dev, &di, &pi) < 0)
         return -1;
     struct bd_fs *fs = part_fs(f, di, pi);
     return fs ? bls_read(fs, out, NULL) : -1;
 }
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /*
  * Read a file a boot entry names.  BLS and GRUB paths on a system whose
@@ -195,13 +185,13 @@ static int read_ref(struct finder *f, const struct bd_file_ref *r, size_t max, u
 {
     int di;
     uint32_t pi;
-    if (resolve_dev(f, r->dev, r->path, &di, &pi) < 0) {
-        errf(err, errlen, "%s: device '%s' is not on any disk given", r->path, r->dev);
+    if (resolve_dev(f, r->dev, &di, &pi) < 0) {
+        bd_errf(err, errlen, "%s: device '%s' is not on any disk given", r->path, r->dev);
         return -ENODEV;
     }
     struct bd_fs *fs = part_fs(f, di, pi);
     if (!fs) {
-        errf(err, errlen, "%s: device '%s' holds no readable file system", r->path, r->dev);
+        bd_errf(err, errlen, "%s: device '%s' holds no readable file system", r->path, r->dev);
         return -ENODEV;
     }
     int rc = bd_fs_read(fs, r->path, max, data, len, err, errlen);
@@ -236,30 +226,30 @@ static int load_spec(struct finder *f, const struct bd_boot_spec *s, struct bd_f
 {
     char e[256];
     if (read_ref(f, &s->kernel, BD_KERNEL_MAX, &out->kernel, &out->kernel_len, e, sizeof(e))) {
-        errf(err, errlen, "the kernel: %s", e);
+        bd_errf(err, errlen, "the kernel: %s", e);
         return -1;
     }
     if (out->kernel_len == 0) {
-        errf(err, errlen, "the kernel: %.200s: the file is empty", s->kernel.path);
+        bd_errf(err, errlen, "the kernel: %.200s: the file is empty", s->kernel.path);
         return -1;
     }
     for (int k = 0; k < s->ninitrd; k++) {
         uint8_t *d = NULL;
         size_t l = 0;
         if (read_ref(f, &s->initrd[k], BD_INITRD_MAX, &d, &l, e, sizeof(e))) {
-            errf(err, errlen, "the initrd: %s", e);
+            bd_errf(err, errlen, "the initrd: %s", e);
             return -1;
         }
         /* Several initrds are concatenated, as GRUB does (cpio archives append). */
         if (l > BD_INITRD_MAX - out->initrd_len) {
             free(d);
-            errf(err, errlen, "the initrds add up to more than %u bytes", BD_INITRD_MAX);
+            bd_errf(err, errlen, "the initrds add up to more than %u bytes", BD_INITRD_MAX);
             return -1;
         }
         uint8_t *n = realloc(out->initrd, out->initrd_len + l + 1);
         if (!n) {
             free(d);
-            errf(err, errlen, "out of memory for the initrd");
+            bd_errf(err, errlen, "out of memory for the initrd");
             return -1;
         }
         memcpy(n + out->initrd_len, d, l);
@@ -297,7 +287,7 @@ static int try_grub(struct finder *f, int di, uint32_t pi, struct bd_found *out,
         if (r == -ENOENT)
             continue;
         if (r) {
-            errf(err, errlen, "%s", e);
+            bd_errf(err, errlen, "%s", e);
             return -1;
         }
         char dir[BD_PATH], dev[BD_DEV], envpath[BD_PATH + 16];
@@ -312,7 +302,7 @@ static int try_grub(struct finder *f, int di, uint32_t pi, struct bd_found *out,
         struct bd_boot_spec *spec = calloc(1, sizeof(*spec));
         if (!spec) {
             free(cfg), free(env);
-            errf(err, errlen, "out of memory");
+            bd_errf(err, errlen, "out of memory");
             return -1;
         }
         r = bd_grub_boot((const char *)cfg, cl, (const char *)env, el, dev, dir, &host, spec, e,
@@ -322,7 +312,7 @@ static int try_grub(struct finder *f, int di, uint32_t pi, struct bd_found *out,
         if (r == 0)
             r = load_spec(f, spec, out, e, sizeof(e));
         if (r) {
-            errf(err, errlen, "disk %d partition %u: %s: %s", di, f->d[di].t.parts[pi].number,
+            bd_errf(err, errlen, "disk %d partition %u: %s: %s", di, f->d[di].t.parts[pi].number,
                  GRUB_CFGS[k], e);
             free(spec);
             return -1;
@@ -364,7 +354,7 @@ static int try_bls(struct finder *f, int di, uint32_t pi, struct bd_found *out, 
             bd_grub_ref(b->initrd[k], dev, &s->initrd[s->ninitrd++]);
         snprintf(s->cmdline, sizeof(s->cmdline), "%s", b->options);
         if (load_spec(f, s, out, e, sizeof(e)) != 0) {
-            errf(err, errlen, "disk %d partition %u: %s/%s.conf: %s", di,
+            bd_errf(err, errlen, "disk %d partition %u: %s/%s.conf: %s", di,
                  f->d[di].t.parts[pi].number, dir, b->id, e);
             rc = -1;
         } else {
@@ -395,7 +385,7 @@ static int try_links(struct finder *f, int di, uint32_t pi, struct bd_found *out
             int r = bd_fs_read(fs, pairs[k][0], 1, &d, &l, e, sizeof(e));
             free(d);
             if (r == -ELOOP) {
-                errf(err, errlen, "disk %d partition %u: %s", di, f->d[di].t.parts[pi].number,
+                bd_errf(err, errlen, "disk %d partition %u: %s", di, f->d[di].t.parts[pi].number,
                      e);
                 return -1;
             }
@@ -403,18 +393,18 @@ static int try_links(struct finder *f, int di, uint32_t pi, struct bd_found *out
         }
         if (bd_fs_read(fs, pairs[k][0], BD_KERNEL_MAX, &out->kernel, &out->kernel_len, e,
                        sizeof(e))) {
-            errf(err, errlen, "disk %d partition %u: %s", di, f->d[di].t.parts[pi].number, e);
+            bd_errf(err, errlen, "disk %d partition %u: %s", di, f->d[di].t.parts[pi].number, e);
             return -1;
         }
         if (out->kernel_len == 0) {
-            errf(err, errlen, "disk %d partition %u: %s: the file is empty", di,
+            bd_errf(err, errlen, "disk %d partition %u: %s: the file is empty", di,
                  f->d[di].t.parts[pi].number, pairs[k][0]);
             return -1;
         }
         if (bd_fs_exists(fs, pairs[k][1]) &&
             bd_fs_read(fs, pairs[k][1], BD_INITRD_MAX, &out->initrd, &out->initrd_len, e,
                        sizeof(e))) {
-            errf(err, errlen, "disk %d partition %u: %s", di, f->d[di].t.parts[pi].number, e);
+            bd_errf(err, errlen, "disk %d partition %u: %s", di, f->d[di].t.parts[pi].number, e);
             return -1;
         }
         const struct bd_part *p = &f->d[di].t.parts[pi];
@@ -463,12 +453,12 @@ int bd_find(const struct bd_dev *disks, int ndisks, struct bd_found *out, char *
     struct finder f = {0};
     memset(out, 0, sizeof(*out));
     if (ndisks <= 0 || ndisks > BD_MAX_DISKS) {
-        errf(err, errlen, "no disk to boot from");
+        bd_errf(err, errlen, "no disk to boot from");
         return -1;
     }
     f.d = calloc((size_t)ndisks, sizeof(*f.d));
     if (!f.d) {
-        errf(err, errlen, "out of memory");
+        bd_errf(err, errlen, "out of memory");
         return -1;
     }
     f.nd = ndisks;

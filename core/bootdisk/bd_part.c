@@ -7,7 +7,6 @@
 #include "bd_part.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <zlib.h>
@@ -23,15 +22,6 @@ static uint32_t le32(const uint8_t *p)
 }
 static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 const char *bd_table_name(enum bd_table_kind k)
 {
@@ -132,7 +122,7 @@ static int gpt_read(const struct bd_dev *disk, struct bd_table *t, char *err, si
         snprintf(t->note, sizeof(t->note), "primary GPT unusable (%s): backup used", why1);
         return 0;
     }
-    return fail(err, errlen, "GPT: primary: %s; backup: %s", why1,
+    return bd_errf(err, errlen, "GPT: primary: %s; backup: %s", why1,
                 nsectors > 2 ? why2 : "the disk is too small");
 }
 
@@ -174,10 +164,10 @@ int bd_part_read(const struct bd_dev *disk, struct bd_table *t, char *err, size_
     uint8_t s[SECTOR];
     memset(t, 0, sizeof(*t));
     if (disk->size < SECTOR)
-        return fail(err, errlen, "the disk is %llu bytes: too small to boot from",
+        return bd_errf(err, errlen, "the disk is %llu bytes: too small to boot from",
                     (unsigned long long)disk->size);
     if (bd_read(disk, 0, s, SECTOR) != 0)
-        return fail(err, errlen, "cannot read sector 0");
+        return bd_errf(err, errlen, "cannot read sector 0");
     /* A GPT without a valid protective MBR still counts (some tools skip it). */
     uint8_t h[8];
     int gpt_sig = disk->size >= 2 * SECTOR && bd_read(disk, SECTOR, h, 8) == 0 &&
