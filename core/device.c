@@ -848,11 +848,13 @@ void device_destroy(struct device *d)
                                                          : (uint32_t)w->group),
                        w->fd);
     }
-    if (d->timer_fd >= 0) {
-        if (d->env->el)
-            el_unwatch(d->env->el, d->timer_fd);
+    if (d->timer_fd >= 0 && d->env->el)
+        el_unwatch(d->env->el, d->timer_fd);
+    /* A callback the loop started before the unwatches (a watch, the timer,
+     * the character backend's sink) may still be running on `d`. */
+    el_sync(d->env->el);
+    if (d->timer_fd >= 0)
         close(d->timer_fd);
-    }
     /* After the plugin: nothing can pop, push or kick any more. */
     virtio_pci_destroy(d->virtio);
     d->virtio = NULL;

@@ -34,6 +34,12 @@ struct event_loop {
     struct watch *watches;
     struct watch *graveyard; /* unwatched entries freed between batches */
     struct work *work_head, *work_tail;
+    /* A batch of callbacks is being run, by `dispatcher`; `batches` counts
+     * finished ones so el_sync can wait for the one in progress. */
+    int dispatching;
+    pthread_t dispatcher;
+    uint64_t batches;
+    pthread_cond_t batch_done;
     int stop;
     int running;
     pthread_t thread;
@@ -52,6 +58,7 @@ struct event_loop *el_create(void)
         goto fail;
     el->seccomp_kind = -1;
     pthread_mutex_init(&el->lock, NULL);
+    pthread_cond_init(&el->batch_done, NULL);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (epoll_ctl(el->epfd, EPOLL_CTL_ADD, el->wakefd, &ev) < 0)
         goto fail;
@@ -143,6 +150,20 @@ int el_unwatch(struct event_loop *el, int fd)
     return 0;
 }
 
+void el_sync(struct event_loop *el)
+{
+    if (!el)
+        return;
+    pthread_mutex_lock(&el->lock);
+    /* From a callback of this loop nothing else can be running. */
+    if (el->dispatching && !pthread_equal(el->dispatcher, pthread_self())) {
+        uint64_t seen = el->batches;
+        while (el->dispatching && el->batches == seen)
+            pthread_cond_wait(&el->batch_done, &el->lock);
+    }
+    pthread_mutex_unlock(&el->lock);
+}
+
 int el_post(struct event_loop *el, el_work_fn fn, void *opaque)
 {
     struct work *wk = malloc(sizeof(*wk));
@@ -193,6 +214,10 @@ int el_run_once(struct event_loop *el, int timeout_ms)
     int n = epoll_wait(el->epfd, evs, 32, timeout_ms);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
+    pthread_mutex_lock(&el->lock);
+    el->dispatching = 1;
+    el->dispatcher = pthread_self();
+    pthread_mutex_unlock(&el->lock);
     for (int i = 0; i < n; i++) {
         struct watch *w = evs[i].data.ptr;
         if (!w) {
@@ -211,6 +236,11 @@ int el_run_once(struct event_loop *el, int timeout_ms)
         if (!dead)
             fn(opaque, fd, evs[i].events);
     }
+    pthread_mutex_lock(&el->lock);
+    el->dispatching = 0;
+    el->batches++;
+    pthread_cond_broadcast(&el->batch_done);
+    pthread_mutex_unlock(&el->lock);
     return n;
 }
 
@@ -301,6 +331,7 @@ void el_destroy(struct event_loop *el)
     }
     close(el->epfd);
     close(el->wakefd);
+    pthread_cond_destroy(&el->batch_done);
     pthread_mutex_destroy(&el->lock);
     free(el);
 }

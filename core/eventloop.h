@@ -23,8 +23,16 @@ void el_destroy(struct event_loop *el);
 int el_watch(struct event_loop *el, int fd, uint32_t events, el_fd_fn fn, void *opaque);
 /* Change the event mask (0 pauses the watch).  Thread-safe. */
 int el_modify(struct event_loop *el, int fd, uint32_t events);
-/* Stop watching fd.  After return the callback is not started again. */
+/* Stop watching fd.  After return the callback is not started again, but
+ * one started before may still be running on the loop thread: el_sync
+ * before freeing what it uses.  Never blocks, so a caller may hold locks
+ * the callback takes. */
 int el_unwatch(struct event_loop *el, int fd);
+/* Wait until the callbacks the loop thread is running (if any) have
+ * returned; returns at once on the loop thread itself.  After el_unwatch
+ * and el_sync, the fd's callback is neither running nor will run, so its
+ * opaque may be freed.  The caller must hold no lock a callback takes. */
+void el_sync(struct event_loop *el);
 
 /* Run fn(opaque) on the loop thread soon.  Thread-safe, never blocks. */
 int el_post(struct event_loop *el, el_work_fn fn, void *opaque);

@@ -743,11 +743,17 @@ void virtio_pci_destroy(struct virtio_pci *v)
     ioevents_move(v, 0);
     for (uint32_t i = 0; i < NIMBUS_VIRTIO_MAX_QUEUES; i++) {
         struct vpci_queue *q = &v->q[i];
-        if (q->kick_fd >= 0) {
-            if (env->el)
-                el_unwatch(device_group_loop(v->dev, q->group), q->kick_fd);
+        if (q->kick_fd >= 0 && env->el)
+            el_unwatch(device_group_loop(v->dev, q->group), q->kick_fd);
+    }
+    /* A kick callback already started may still be reading a queue.  The
+     * I/O-group loops are stopped by now (device_destroy), the main one not
+     * necessarily. */
+    el_sync(env->el);
+    for (uint32_t i = 0; i < NIMBUS_VIRTIO_MAX_QUEUES; i++) {
+        struct vpci_queue *q = &v->q[i];
+        if (q->kick_fd >= 0)
             close(q->kick_fd);
-        }
         if (i < v->nq)
             vq_reset(&q->vq, (uint16_t)v->info.queue_size_max);
     }
