@@ -105,6 +105,14 @@ const struct pci_windows *pci_host_windows(const struct pci_host *h);
 struct pci_func *pci_func_add(struct pci_host *h, const struct pci_func_ids *ids,
                               const struct pci_func_ops *ops, void *opaque, char *err,
                               size_t errlen);
+/*
+ * Take f off the bus and free it: its slot reads as empty, its BARs stop
+ * decoding, its MSI-X routes are released.  As for pci_host_destroy, no
+ * vCPU may be running (a handler in flight would hold f) and bar_remap is
+ * not called: the owner drops its ioeventfds itself, before.  The slot can
+ * be given to a later pci_func_add.
+ */
+void pci_func_remove(struct pci_func *f);
 /* Slot number (device number on bus 0) of f. */
 uint32_t pci_func_slot(const struct pci_func *f);
 

@@ -156,6 +156,17 @@ static void set_decoded(struct pci_host *h, struct pci_bar *b, bool mapped, uint
     pthread_mutex_unlock(&h->ev_lock);
 }
 
+void pci_bars_undecode(struct pci_host *h, struct pci_func *f)
+{
+    for (uint32_t i = 0; i < PCI_NUM_BARS; i++) {
+        struct pci_bar *b = &f->bars[i];
+        if (b->mapped) {
+            bus_remove(&h->bars, b->mapped_addr);
+            set_decoded(h, b, false, 0);
+        }
+    }
+}
+
 void pci_bars_reconcile(struct pci_host *h)
 {
     struct {

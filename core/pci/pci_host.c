@@ -274,6 +274,26 @@ struct pci_func *pci_func_add(struct pci_host *h, const struct pci_func_ids *ids
     return f;
 }
 
+void pci_func_remove(struct pci_func *f)
+{
+    if (!f)
+        return;
+    struct pci_host *h = f->h;
+    pthread_mutex_lock(&h->remap_lock);
+    pci_bars_undecode(h, f);
+    /* Under ev_lock too: a notify drain scanning the slots must not find it. */
+    pthread_mutex_lock(&h->add_lock);
+    pthread_mutex_lock(&h->ev_lock);
+    __atomic_store_n(&h->funcs[f->slot], NULL, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&h->ev_lock);
+    pthread_mutex_unlock(&h->add_lock);
+    /* A BAR that overlapped one of f's may decode now. */
+    pci_bars_reconcile(h);
+    pthread_mutex_unlock(&h->remap_lock);
+    pci_bars_notify(h);
+    pci_func_free(f);
+}
+
 uint32_t pci_func_slot(const struct pci_func *f)
 {
     return f ? f->slot : 0;

@@ -7,6 +7,7 @@
  *   h->remap_lock  serialises BAR decode changes host-wide (config writes
  *                  to COMMAND or a BAR, reset, add_bar); held while ranges
  *                  are added to or removed from h->bars.
+ *   h->add_lock    the slot table (pci_func_add, pci_func_remove).
  *   h->bars.lock   (the private decoder bus) held only to look a BAR up;
  *                  the access itself (MSI-X table, bar_io) runs after, so
  *                  one may arrive just after its BAR stopped decoding.
@@ -142,6 +143,8 @@ int pci_cap_add_locked(struct pci_func *f, const void *cap, uint32_t len, uint32
 /* pci_bar.c */
 /* Bring every BAR's decoding in line with config space (remap_lock held). */
 void pci_bars_reconcile(struct pci_host *h);
+/* Stop decoding every BAR of f, with remap_lock held (pci_func_remove). */
+void pci_bars_undecode(struct pci_host *h, struct pci_func *f);
 /* Tell owners about decode changes, outside every PCI lock. */
 void pci_bars_notify(struct pci_host *h);
 /* Guest address a BAR's registers hold (f->lock held). */

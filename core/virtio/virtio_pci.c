@@ -757,6 +757,7 @@ void virtio_pci_destroy(struct virtio_pci *v)
         if (i < v->nq)
             vq_reset(&q->vq, (uint16_t)v->info.queue_size_max);
     }
-    /* The PCI function itself goes with the host bridge (no hot-unplug yet). */
+    /* The guest must not reach `v` through config space or a BAR again. */
+    pci_func_remove(v->func);
     free(v);
 }

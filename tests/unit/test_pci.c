@@ -473,6 +473,56 @@ static void test_reset(void **state)
     rig_free(r);
 }
 
+/* A function taken off the bus (a device that failed half-way, later an
+ * unplug) is gone for the guest at once, gives its routes back, and a BAR
+ * it shadowed decodes; its slot goes to the next function added. */
+static void test_remove(void **state)
+{
+    (void)state;
+    struct rig *r = rig_new(1);
+    struct owner o1 = {0}, o2 = {0};
+    struct pci_func *f1 = add_func(r, &o1, 0x1042);
+    struct pci_func *f2 = add_func(r, &o2, 0x1043);
+    assert_int_equal(pci_func_slot(f1), 1);
+    assert_int_equal(pci_func_slot(f2), 2);
+    assert_int_equal(pci_func_add_bar(f1, 0, 64 << 10, PCI_BAR_MEM32), 0);
+    assert_int_equal(pci_func_add_bar(f2, 0, 64 << 10, PCI_BAR_MEM32), 0);
+    assert_int_equal(pci_func_add_msix(f1, 4, 0, 0x8000, 0x9000), 0);
+    uint64_t a1 = pci_func_bar_addr(f1, 0);
+    cf8_wr(r, 1, 0x04, 2, PCI_CMD_MEM | PCI_CMD_MASTER);
+    /* Function 2's BAR moved onto function 1's: it waits for the space. */
+    cf8_wr(r, 2, 0x10, 4, (uint32_t)a1);
+    cf8_wr(r, 2, 0x04, 2, PCI_CMD_MEM | PCI_CMD_MASTER);
+    uint32_t cap = 0x40; /* the MSI-X capability, the first one */
+    cf8_wr(r, 1, cap + 2, 2, 0x8000); /* MSI-X enable */
+    assert_true(r->msi.live > 0);
+    assert_int_equal(mmio_rd(r, a1 + 0x10, 4), 0x13121110u);
+    unsigned io1 = o1.nio, io2 = o2.nio;
+    assert_int_equal(o2.nremaps, 0);
+
+    unsigned remaps1 = o1.nremaps;
+    pci_func_remove(f1);
+    assert_int_equal(o1.nremaps, remaps1); /* the owner is not called */
+    assert_int_equal(r->msi.live, 0);
+    assert_int_equal(cf8_rd(r, 1, 0x00, 4), 0xffffffffu);
+    assert_int_equal(ecam_rd(r, 1, 0x00, 4), 0xffffffffu);
+    cf8_wr(r, 1, 0x04, 2, PCI_CMD_MEM); /* ignored, no crash */
+    /* The address now reaches function 2, never function 1. */
+    assert_int_equal(o2.nremaps, 1);
+    assert_int_equal(o2.remaps[0].mapped, 1);
+    assert_int_equal(mmio_rd(r, a1 + 0x10, 4), 0x13121110u);
+    assert_int_equal(o1.nio, io1);
+    assert_int_equal(o2.nio, io2 + 1);
+
+    struct owner o3 = {0};
+    struct pci_func *f3 = add_func(r, &o3, 0x1044);
+    assert_int_equal(pci_func_slot(f3), 1);
+    assert_int_equal(cf8_rd(r, 1, 0x00, 4), 0x10441af4u);
+    assert_int_equal(cf8_rd(r, 1, 0x04, 2), 0); /* a fresh function */
+    pci_func_remove(NULL);
+    rig_free(r);
+}
+
 static void test_hostile(void **state)
 {
     (void)state;
@@ -752,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_bar_window_fallback),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_remove),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_host_create_errors),
         cmocka_unit_test(test_concurrency),
