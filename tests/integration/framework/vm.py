@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from . import agent
-from .console import Console
+from .console import Console, ConsoleTimeout
 
 # Live VMs of this test process, killed at exit whatever happened to the
 # fixtures (KeyboardInterrupt, a crash in a finalizer, ...).
@@ -126,9 +126,24 @@ class Vm:
         agent.wait_ready(self, timeout, after_reset)
         return self
 
+    # Set once a command's output never came: the nested test host now and
+    # then freezes or resets an L2 guest, and every later command of a
+    # module-scoped guest would wait out its own timeout for nothing, until
+    # the file's timeout kills the run and the rerun has to start the whole
+    # file again.  Failing them at once leaves a JUnit file naming them, so
+    # only they are rerun.
+    _wedged: Optional[str] = None
+
     def run(self, cmd: str, timeout: float = 60.0) -> Tuple[int, str]:
         """Run a shell command line in the guest: (exit status, output)."""
-        return agent.run(self, cmd, timeout)
+        if self._wedged:
+            raise ConsoleTimeout(f"the guest stopped answering earlier ({self._wedged}); "
+                                 "not waiting again")
+        try:
+            return agent.run(self, cmd, timeout)
+        except ConsoleTimeout as e:
+            self._wedged = f"{cmd[:60]!r}: {e}"
+            raise
 
     def check_output(self, cmd: str, timeout: float = 60.0) -> str:
         """run(), asserting status 0; returns the output."""
