@@ -43,6 +43,13 @@ struct acpi_config {
      */
     uint16_t ged_port;
     uint32_t ged_gsi;
+    /*
+     * The PCI hotplug registers (pci/pci_hotplug.h), 0 = none; needs `pci`
+     * and the GED.  When set, \_SB.PCI0 holds a slot object SL01-SL1F per
+     * device number (_ADR, _SUN, _EJ0 writing B0EJ) and the method PCNT
+     * that notifies the slots PCIU and PCID name; the GED's _EVT calls it.
+     */
+    uint16_t pcihp_port;
 };
 
 /*
@@ -70,5 +77,7 @@ uint8_t acpi_ioapic_id(uint32_t ncpus);
 
 /* Pending-event bits of the GED register (reading it returns and clears them). */
 #define ACPI_GED_EVT_POWER_BUTTON 0x01u
+/* PCI slots changed: _EVT calls \_SB.PCI0.PCNT (pci/pci_hotplug.h). */
+#define ACPI_GED_EVT_PCI 0x02u
 
 #endif

@@ -9,6 +9,7 @@
  * own (there is no legacy PIC), so these _CRS IRQs are how COM1 and the RTC
  * get their interrupts at all.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "acpi.h"
@@ -16,6 +17,7 @@
 #include "sdt.h"
 #include "../log.h"
 #include "../pci/pci.h"
+#include "../pci/pci_hotplug.h"
 
 /* Names the PCI devices take in \_SB. */
 #define PCI_HOST_NAME "PCI0"
@@ -165,7 +167,67 @@ static void emit_std_ids(struct aml *a, const char *hid, const char *cid, unsign
  * and Linux then keeps the firmware-first defaults for PCIe features this
  * machine does not have.
  */
-static void emit_pci_host(struct aml *a, const struct pci_windows *w)
+/*
+ * ACPI PCI hotplug, Cloud Hypervisor's and QEMU's scheme: one slot object
+ * per device number so Linux's acpiphp registers the slots (it wants _ADR
+ * and _EJ0), and PCNT, which the GED's _EVT calls: Local0 = PCIU, Local1 =
+ * PCID, then per slot Notify (SLxx, 1) (bus check: scan it) for an arrival
+ * and Notify (SLxx, 3) (eject request) for a removal.  The guest's
+ * driver lets go, then _EJ0 writes the slot's bit to B0EJ and the host
+ * frees the device.  Unrolled per slot: AML has loops, but constants keep
+ * the interpreter's work and this builder small.
+ */
+static void emit_pci_hotplug(struct aml *a, uint16_t port)
+{
+    aml_operation_region(a, "PCST", AML_REGION_SYSTEM_IO, port, PCIHP_PORT_LEN);
+    aml_field(a, "PCST", AML_FIELD_DWORD_ACC | AML_FIELD_WRITE_AS_ZEROS);
+    aml_field_unit(a, "PCIU", 32);
+    aml_field_unit(a, "PCID", 32);
+    aml_field_unit(a, "B0EJ", 32);
+    aml_end(a);
+
+    aml_method(a, "PCNT", 0, true);
+    aml_store(a);
+    aml_namepath(a, "PCIU");
+    aml_local(a, 0);
+    aml_store(a);
+    aml_namepath(a, "PCID");
+    aml_local(a, 1);
+    for (uint32_t slot = 1; slot < 32; slot++) {
+        char name[8];
+        snprintf(name, sizeof(name), "SL%02X", slot);
+        for (unsigned which = 0; which < 2; which++) {
+            aml_if(a);
+            aml_and(a);
+            aml_local(a, which);
+            aml_integer(a, 1ull << slot);
+            aml_null_target(a);
+            aml_notify(a);
+            aml_namepath(a, name);
+            aml_integer(a, which == 0 ? 1 : 3);
+            aml_end(a);
+        }
+    }
+    aml_end(a);
+
+    for (uint32_t slot = 1; slot < 32; slot++) {
+        char name[8];
+        snprintf(name, sizeof(name), "SL%02X", slot);
+        aml_device(a, name);
+        aml_name(a, "_ADR");
+        aml_integer(a, (uint64_t)slot << 16);
+        aml_name(a, "_SUN");
+        aml_integer(a, slot);
+        aml_method(a, "_EJ0", 1, false);
+        aml_store(a);
+        aml_integer(a, 1ull << slot);
+        aml_namepath(a, "B0EJ");
+        aml_end(a);
+        aml_end(a);
+    }
+}
+
+static void emit_pci_host(struct aml *a, const struct pci_windows *w, uint16_t pcihp_port)
 {
     aml_device(a, PCI_HOST_NAME);
     emit_std_ids(a, "PNP0A08", "PNP0A03", 0);
@@ -184,6 +246,8 @@ static void emit_pci_host(struct aml *a, const struct pci_windows *w)
     if (w->mmio64_size)
         aml_res_qword_memory(a, w->mmio64_base, w->mmio64_base + w->mmio64_size - 1, false);
     aml_end(a);
+    if (pcihp_port)
+        emit_pci_hotplug(a, pcihp_port);
     aml_end(a);
 }
 
@@ -264,6 +328,17 @@ static void emit_ged(struct aml *a, const struct acpi_config *cfg)
     aml_namepath(a, PWRB_NAME);
     aml_integer(a, 0x80); /* power button: "button pressed" */
     aml_end(a);
+    if (cfg->pcihp_port) {
+        /* If (Local0 & PCI) { \_SB.PCI0.PCNT () }, relative to _EVT as iasl
+         * encodes it (^^ is \_SB). */
+        aml_if(a);
+        aml_and(a);
+        aml_local(a, 0);
+        aml_integer(a, ACPI_GED_EVT_PCI);
+        aml_null_target(a);
+        aml_namepath(a, "^^" PCI_HOST_NAME ".PCNT");
+        aml_end(a);
+    }
     aml_end(a);
     aml_end(a);
 }
@@ -326,6 +401,10 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
 
     if (check_ged(cfg) < 0)
         return 0;
+    if (cfg->pcihp_port && (!cfg->pci || !cfg->ged_port)) {
+        log_error("acpi: PCI hotplug needs the PCI host and the GED");
+        return 0;
+    }
 
     aml_init(&a, buf + SDT_HEADER_LEN, cap - SDT_HEADER_LEN);
 
@@ -346,7 +425,7 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
     for (unsigned i = 0; i < cfg->ndevs; i++)
         emit_legacy_dev(&a, cfg, i);
     if (cfg->pci) {
-        emit_pci_host(&a, cfg->pci);
+        emit_pci_host(&a, cfg->pci, cfg->ged_port ? cfg->pcihp_port : 0);
         emit_pci_reserved(&a, cfg->pci, next_uid(cfg, "PNP0C02"));
     }
     if (cfg->ged_port) {

@@ -83,12 +83,19 @@ struct ged *ged_create(struct bus *pio, uint16_t port, uint32_t gsi,
     return g;
 }
 
-void ged_power_button(struct ged *g)
+void ged_event(struct ged *g, uint8_t bits)
 {
+    if (!g || !bits)
+        return;
     pthread_mutex_lock(&g->lock);
-    g->pending |= ACPI_GED_EVT_POWER_BUTTON;
+    g->pending |= bits;
     set_line(g, true);
     pthread_mutex_unlock(&g->lock);
+}
+
+void ged_power_button(struct ged *g)
+{
+    ged_event(g, ACPI_GED_EVT_POWER_BUTTON);
 }
 
 void ged_destroy(struct ged *g)

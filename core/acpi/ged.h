@@ -26,6 +26,8 @@ struct ged *ged_create(struct bus *pio, uint16_t port, uint32_t gsi,
                        char *err, size_t errlen);
 /* Signal a power-button press.  Any thread. */
 void ged_power_button(struct ged *g);
+/* Signal the events `bits` (ACPI_GED_EVT_*).  Any thread. */
+void ged_event(struct ged *g, uint8_t bits);
 /* Release the port and free g (NULL is fine); no access may be in flight. */
 void ged_destroy(struct ged *g);
 

@@ -1578,6 +1578,74 @@ static void test_pci_failures(void **state)
         assert_int_equal(pci_dsdt(&pci_win, buf, cap), 0);
 }
 
+/* ACPI PCI hotplug: the slot objects Linux's acpiphp wants, PCNT, and the
+ * GED calling it; iasl reads it without a warning and rebuilds it exactly. */
+static void test_iasl_pci_hotplug(void **state)
+{
+    (void)state;
+    if (!have_iasl()) {
+        print_message("iasl not installed (apt-get install acpica-tools): skipping\n");
+        skip();
+    }
+    struct acpi_config cfg = {.ncpus = 1,
+                              .sleep_port = SLEEP_PORT,
+                              .devs = std_devs,
+                              .ndevs = sizeof(std_devs) / sizeof(std_devs[0]),
+                              .pci = &pci_win,
+                              .ged_port = LAYOUT_PORT_ACPI_GED,
+                              .ged_gsi = LAYOUT_GED_IRQ,
+                              .pcihp_port = LAYOUT_PORT_PCI_HOTPLUG};
+    static uint8_t dsdt[16384];
+    size_t len = acpi_build_dsdt(&cfg, dsdt, sizeof(dsdt));
+    assert_true(len > 0);
+    /* Without the GED there is nothing to call PCNT: refused. */
+    struct acpi_config no_ged = cfg;
+    no_ged.ged_port = 0;
+    no_ged.ged_gsi = 0;
+    assert_int_equal(acpi_build_dsdt(&no_ged, dsdt + 8192, 8192), 0);
+
+    struct tmpdir *d = tmpdir_make();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/dsdt.dat", d->path);
+    write_file(path, dsdt, len);
+    free(run_iasl(d, "-d dsdt.dat"));
+    char *dsl = read_in(d, "dsdt.dsl");
+    static const char *const want[] = {
+        "OperationRegion (PCST, SystemIO, 0x0604, 0x0C)",
+        "Field (PCST, DWordAcc, NoLock, WriteAsZeros)",
+        "PCIU,   32",
+        "PCID,   32",
+        "B0EJ,   32",
+        "Method (PCNT, 0, Serialized)",
+        "Local0 = PCIU /* \\_SB_.PCI0.PCIU */",
+        "Local1 = PCID /* \\_SB_.PCI0.PCID */",
+        "If ((Local0 & 0x02))",
+        "Notify (SL01, One)",
+        "If ((Local1 & 0x80000000))",
+        "Notify (SL1F, 0x03)",
+        "Device (SL01)",
+        "Name (_ADR, 0x00010000)",
+        "Name (_SUN, One)",
+        "Method (_EJ0, 1, NotSerialized)",
+        "B0EJ = 0x02",
+        "Device (SL1F)",
+        "Name (_ADR, 0x001F0000)",
+        "B0EJ = 0x80000000",
+        "If ((Local0 & 0x02))\n                {\n                    ^^PCI0.PCNT ()",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_has(dsl, want[i], "dsdt.dsl");
+    assert_null(strstr(dsl, "Device (SL00)"));
+    assert_null(strstr(dsl, "Device (SL20)"));
+    free(dsl);
+    char *out = run_iasl(d, "-p again dsdt.dsl");
+    assert_has(out, "0 Errors, 0 Warnings", "iasl output");
+    free(out);
+    char *again = read_in(d, "again.aml");
+    assert_memory_equal(again + SDT_HEADER_LEN, dsdt + SDT_HEADER_LEN, len - SDT_HEADER_LEN);
+    free(again);
+}
+
 static void test_iasl_pci(void **state)
 {
     struct vm_ram *m = *state;
@@ -1675,6 +1743,7 @@ int main(void)
         cmocka_unit_test(test_pci_dsdt_bytes),
         cmocka_unit_test_setup_teardown(test_pci_failures, ram_setup, ram_teardown),
         cmocka_unit_test_setup_teardown(test_iasl_pci, ram_setup, ram_tmpdir_teardown),
+        cmocka_unit_test_teardown(test_iasl_pci_hotplug, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
