@@ -46,6 +46,14 @@ void net_config_free(struct net_config *nc)
             close_fd(&nc->fds[j]);
 }
 
+void disk_config_free(struct disk_config *dc)
+{
+    free(dc->path);
+    free(dc->id);
+    free(dc->serial);
+    dc->path = dc->id = dc->serial = NULL;
+}
+
 void config_free(struct vm_config *cfg)
 {
     bootdisk_stop(cfg->bootdisk);
@@ -60,11 +68,8 @@ void config_free(struct vm_config *cfg)
         free(cfg->devices[i].plugin);
         free(cfg->devices[i].options);
     }
-    for (uint32_t i = 0; i < cfg->ndisks; i++) {
-        free(cfg->disks[i].path);
-        free(cfg->disks[i].id);
-        free(cfg->disks[i].serial);
-    }
+    for (uint32_t i = 0; i < cfg->ndisks; i++)
+        disk_config_free(&cfg->disks[i]);
     for (uint32_t i = 0; i < cfg->nnets; i++)
         net_config_free(&cfg->nets[i]);
     if (cfg->serial.has_fd)

@@ -146,6 +146,7 @@ void config_free(struct vm_config *cfg);
 /* Frees one net_config's strings (and its fds when fds_owned); pointers are
  * left NULL, so calling it twice is harmless. */
 void net_config_free(struct net_config *nc);
+void disk_config_free(struct disk_config *dc);
 /*
  * Whole-config checks (config_check.c): required payload, files that must
  * exist, cross-option limits; fills per-vCPU defaults.  err reads

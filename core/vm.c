@@ -229,11 +229,14 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
     vm->ged = ged_create(&vm->pio, LAYOUT_PORT_ACPI_GED, LAYOUT_GED_IRQ, env_irq, vm, err, errlen);
     if (!vm->ged)
         return -1;
+    if (vm_hotplug_init(vm, err, errlen) < 0)
+        return -1;
 
     struct acpi_config acfg = {.ncpus = cfg->cpus.boot,
                                .sleep_port = LAYOUT_PORT_ACPI_SLEEP,
                                .ged_port = LAYOUT_PORT_ACPI_GED,
                                .ged_gsi = LAYOUT_GED_IRQ,
+                               .pcihp_port = vm->pcihp ? LAYOUT_PORT_PCI_HOTPLUG : 0,
                                .devs = adevs,
                                .ndevs = nadevs,
                                .pci = &vm->pci_windows};
@@ -409,6 +412,7 @@ void vm_destroy(struct vm *vm)
     /* vCPUs are joined and the state is SHUTDOWN: no read or press can come. */
     ged_destroy(vm->ged);
     vm->ged = NULL;
+    vm_hotplug_destroy(vm);
     for (uint32_t i = 0; i < vm->nvcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);

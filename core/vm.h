@@ -35,6 +35,7 @@ enum vm_exit {
 struct vcpu;
 struct msi_kvm;
 struct ged;
+struct pcihp;
 
 struct vm {
     struct vm_config *cfg;
@@ -50,7 +51,8 @@ struct vm {
     struct pci_host *pci;
     struct pci_windows pci_windows;
     struct msi_kvm *msi;          /* MSI-X routes (irqfd per vector) */
-    struct ged *ged;              /* ACPI Generic Event Device (power button) */
+    struct ged *ged;              /* ACPI Generic Event Device (power button, hotplug) */
+    struct pcihp *pcihp;          /* ACPI PCI hotplug registers (vm_hotplug.c) */
     struct cpu_topology topo;
     struct vcpu *vcpus;
     uint32_t nvcpus;
@@ -96,6 +98,31 @@ int vm_add_device(struct vm *vm, const char *plugin, const char *options, struct
                   char *err, size_t errlen);
 int vm_pci_init(struct vm *vm, char *err, size_t errlen);
 int vm_add_virtio_devices(struct vm *vm, char *err, size_t errlen);
+/* One --disk's virtio_blk device, named dc->id; it is the list's head after. */
+struct disk_config;
+int vm_add_disk(struct vm *vm, const struct disk_config *dc, char *err, size_t errlen);
+/* One --net's virtio_net device (its taps opened or checked), named nc->id. */
+struct net_config;
+int vm_add_net(struct vm *vm, struct net_config *nc, char *err, size_t errlen);
+
+/*
+ * vm_hotplug.c: PCI devices joining and leaving a running VM through ACPI
+ * PCI hotplug (pci/pci_hotplug.h, the GED).  All of it runs on the VMM's
+ * control thread, which alone changes vm->devices; the vCPUs are paused
+ * while a device is built or torn down, so no access is in flight.
+ */
+int vm_hotplug_init(struct vm *vm, char *err, size_t errlen);
+void vm_hotplug_destroy(struct vm *vm);
+/* Build dc's disk / nc's NIC (RUNNING or PAUSED) and tell the guest; *slot is
+ * its device number. */
+int vm_hotplug_disk(struct vm *vm, const struct disk_config *dc, uint32_t *slot, char *err,
+                    size_t errlen);
+int vm_hotplug_net(struct vm *vm, struct net_config *nc, uint32_t *slot, char *err,
+                   size_t errlen);
+/* Ask the guest to eject device `id`: -ENOENT (no such device), -ENOTSUP (not on PCI). */
+int vm_unplug_request(struct vm *vm, const char *id);
+/* Free the devices the guest ejected; gone(ctx, id) for each, before it is freed. */
+void vm_hotplug_ejected(struct vm *vm, void (*gone)(void *ctx, const char *id), void *ctx);
 /* vm_bootdisk.c: fill breq from the boot-disk reader (no --kernel/--firmware). */
 struct bootdisk_payload;
 struct boot_request;

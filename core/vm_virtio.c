@@ -236,6 +236,24 @@ static void name_device(struct vm *vm, const char *id)
         device_set_id(vm->devices, id);
 }
 
+int vm_add_disk(struct vm *vm, const struct disk_config *dc, char *err, size_t errlen)
+{
+    if (add_disk(vm, dc, err, errlen) < 0)
+        return -1;
+    name_device(vm, dc->id);
+    return 0;
+}
+
+int vm_add_net(struct vm *vm, struct net_config *nc, char *err, size_t errlen)
+{
+    int r = add_net(vm, nc, err, errlen);
+    vm->config_error = 0; /* only vm_create's own failure is a configuration error */
+    if (r < 0)
+        return -1;
+    name_device(vm, nc->id);
+    return 0;
+}
+
 int vm_add_virtio_devices(struct vm *vm, char *err, size_t errlen)
 {
     struct vm_config *cfg = vm->cfg;

@@ -223,7 +223,7 @@ static int disk_image(struct jr *r, const cJSON *o, const char *path, struct dis
     return 0;
 }
 
-static int read_disk(struct jr *r, const cJSON *o, const char *path, struct vm_config *cfg,
+static int read_disk(struct jr *r, const cJSON *o, const char *path, const struct vm_config *cfg,
                      struct disk_config *d)
 {
     d->num_queues = 1;   /* CH's defaults, not --disk's */
@@ -246,7 +246,8 @@ static int read_disk(struct jr *r, const cJSON *o, const char *path, struct vm_c
     if (d->serial && strlen(d->serial) > CLI_MAX_DISK_SERIAL)
         return jr_fail(r, path, "serial", "'%.64s' is longer than %u bytes", d->serial,
                        CLI_MAX_DISK_SERIAL);
-    for (uint32_t i = 0; d->id && &cfg->disks[i] != d; i++)
+    /* d is cfg's last disk (vm.create) or not in cfg yet (vm.add-disk). */
+    for (uint32_t i = 0; d->id && i < cfg->ndisks && &cfg->disks[i] != d; i++)
         if (cfg->disks[i].id && strcmp(cfg->disks[i].id, d->id) == 0)
             return jr_fail(r, path, "id", "'%.64s' is used by disks[%u]", d->id, i);
     return 0;
@@ -394,6 +395,21 @@ static int read_ignored(struct jr *r, const cJSON *root)
             log_warn("vm.create: '%s' is not supported yet and is ignored", ignored[i].key);
     }
     return 0;
+}
+
+int diskconfig_from_json(const char *json, size_t len, const struct vm_config *cfg,
+                         struct disk_config *d, char *err, size_t errlen)
+{
+    struct jr r = {.err = err, .errlen = errlen};
+    if (err && errlen)
+        err[0] = '\0';
+    memset(d, 0, sizeof(*d));
+    cJSON *root = jr_parse(&r, json, len);
+    if (!root)
+        return -1;
+    int rc = read_disk(&r, root, "", cfg, d);
+    cJSON_Delete(root);
+    return rc;
 }
 
 int vmconfig_from_json(const char *json, size_t len, struct vm_config *cfg, char *err,

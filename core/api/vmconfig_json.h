@@ -52,6 +52,12 @@ int netconfig_check_unique(const struct vm_config *cfg, const struct net_config 
 
 /* net_config_free() (config.h) frees the strings of one net_config. */
 
+/* Parse a CH DiskConfig body (vm.add-disk) into d, with vm.create's checks and
+ * defaults (num_queues 1, queue_size 128); its id must not be one of cfg's
+ * disks'.  On error d may hold strings: disk_config_free() releases them. */
+int diskconfig_from_json(const char *json, size_t len, const struct vm_config *cfg,
+                         struct disk_config *d, char *err, size_t errlen);
+
 /* CH-shaped JSON of a config (NULL when out of memory).  serial_file/console_file: the
  * pty path the VM allocated, reported as "file" when the mode is Pty (libvirt reads
  * config.console.file); may be NULL.  The caller owns the tree (cJSON_Delete). */

@@ -182,6 +182,8 @@ static void on_vm_exit(struct vmm *v)
     drain_efd(v->exit_efd);
     if (!v->vm)
         return;
+    /* The same eventfd says the guest ejected a device (vm_hotplug.c). */
+    vmm_hotplug_ejected(v);
     pthread_mutex_lock(&v->vm->lock);
     enum vm_exit why = v->vm->exit_reason;
     pthread_mutex_unlock(&v->vm->lock);

@@ -54,6 +54,8 @@ void vmm_destroy(struct vmm *v);
 
 /* Request handling (vmm_api.c), on the VMM thread. */
 void vmm_handle_request(struct vmm *v, struct api_request *req);
+/* The guest ejected hot-plugged devices: free them, drop them from the config. */
+void vmm_hotplug_ejected(struct vmm *v);
 /* Lifecycle operations the handlers and the loop share (vmm.c). */
 int vmm_boot(struct vmm *v, char *err, size_t errlen);
 int vmm_shutdown_vm(struct vmm *v);

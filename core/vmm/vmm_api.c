@@ -284,19 +284,26 @@ static int id_in_use(const struct vm_config *cfg, const char *id)
     return 0;
 }
 
+/* CH's answer to a device added to a booted VM: {"id", "bdf"}. */
+static void reply_pci_info(struct api_request *r, const char *id, uint32_t slot)
+{
+    char bdf[16];
+    snprintf(bdf, sizeof(bdf), "0000:00:%02x.0", slot & 0x1f);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "bdf", bdf);
+    reply_json(r, 200, o);
+}
+
 /*
- * Before boot a NIC joins the pending config (204, as CH); the taps come
- * as SCM_RIGHTS with the request and the config owns them from here.
+ * Before boot a NIC joins the pending config (204, as CH); booted, it is
+ * hot-plugged (200 with its PCI address).  The taps come as SCM_RIGHTS with
+ * the request and the config owns them from here.
  */
 static void h_add_net(struct vmm *v, struct api_request *r)
 {
     if (!need_state(v, r, ST_ANY, "adding net"))
         return;
-    if (v->state == VMM_RUNNING || v->state == VMM_PAUSED) {
-        reply_error(r, 501, "Error adding net: hotplug into a running VM is not implemented "
-                            "yet (issue 15)");
-        return;
-    }
     if (v->cfg->nnets >= CONFIG_MAX_NETS) {
         reply_error(r, 400, "Error adding net: at most %u NICs", CONFIG_MAX_NETS);
         return;
@@ -342,8 +349,147 @@ static void h_add_net(struct vmm *v, struct api_request *r)
         for (unsigned i = 0; i < r->nfds; i++)
             r->fds[i] = -1;
     }
-    v->cfg->nets[v->cfg->nnets++] = nc;
-    reply_empty(r);
+    struct vm_config *cfg = v->cfg;
+    if (v->state == VMM_RUNNING || v->state == VMM_PAUSED) {
+        for (uint32_t n = 0; !nc.id; n++) {
+            char id[32];
+            snprintf(id, sizeof(id), "_net%u", n);
+            if (!id_in_use(cfg, id) && !(nc.id = strdup(id))) {
+                net_config_free(&nc);
+                reply_error(r, 500, "Error adding net: out of memory");
+                return;
+            }
+        }
+    }
+    cfg->nets[cfg->nnets++] = nc;
+    if (v->state != VMM_RUNNING && v->state != VMM_PAUSED) {
+        reply_empty(r);
+        return;
+    }
+    uint32_t slot = 0;
+    struct net_config *added = &cfg->nets[cfg->nnets - 1];
+    if (vm_hotplug_net(v->vm, added, &slot, err, sizeof(err)) < 0) {
+        net_config_free(&cfg->nets[--cfg->nnets]);
+        reply_error(r, 500, "Error adding net: %s", err);
+        return;
+    }
+    reply_pci_info(r, added->id, slot);
+}
+
+/* Before boot the disk joins the config (204); after, it is hot-plugged. */
+static void h_add_disk(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST_ANY, "adding disk"))
+        return;
+    struct vm_config *cfg = v->cfg;
+    if (cfg->ndisks >= CONFIG_MAX_DISKS) {
+        reply_error(r, 400, "Error adding disk: at most %u disks", CONFIG_MAX_DISKS);
+        return;
+    }
+    struct disk_config dc;
+    char err[1024];
+    if (diskconfig_from_json(r->body ? r->body : "", r->body_len, cfg, &dc, err,
+                             sizeof(err)) < 0) {
+        disk_config_free(&dc);
+        reply_error(r, 400, "Error parsing DiskConfig: %s", err);
+        return;
+    }
+    if (dc.id && id_in_use(cfg, dc.id)) {
+        reply_error(r, 400, "Error adding disk: identifier %s is already in use", dc.id);
+        disk_config_free(&dc);
+        return;
+    }
+    for (uint32_t n = 0; !dc.id; n++) {
+        char id[32];
+        snprintf(id, sizeof(id), "_disk%u", n);
+        if (!id_in_use(cfg, id) && !(dc.id = strdup(id))) {
+            reply_error(r, 500, "Error adding disk: out of memory");
+            return;
+        }
+    }
+    cfg->disks[cfg->ndisks++] = dc;
+    if (v->state != VMM_RUNNING && v->state != VMM_PAUSED) {
+        reply_empty(r);
+        return;
+    }
+    uint32_t slot = 0;
+    if (vm_hotplug_disk(v->vm, &cfg->disks[cfg->ndisks - 1], &slot, err, sizeof(err)) < 0) {
+        disk_config_free(&cfg->disks[--cfg->ndisks]);
+        reply_error(r, 500, "Error adding disk: %s", err);
+        return;
+    }
+    reply_pci_info(r, cfg->disks[cfg->ndisks - 1].id, slot);
+}
+
+/* The device leaves the config: a reboot must not bring it back. */
+static void forget_device(struct vm_config *cfg, const char *id)
+{
+    for (uint32_t i = 0; i < cfg->ndisks; i++)
+        if (cfg->disks[i].id && strcmp(cfg->disks[i].id, id) == 0) {
+            disk_config_free(&cfg->disks[i]);
+            memmove(&cfg->disks[i], &cfg->disks[i + 1],
+                    (cfg->ndisks - i - 1) * sizeof(cfg->disks[0]));
+            cfg->ndisks--;
+            return;
+        }
+    for (uint32_t i = 0; i < cfg->nnets; i++)
+        if (cfg->nets[i].id && strcmp(cfg->nets[i].id, id) == 0) {
+            net_config_free(&cfg->nets[i]);
+            memmove(&cfg->nets[i], &cfg->nets[i + 1],
+                    (cfg->nnets - i - 1) * sizeof(cfg->nets[0]));
+            cfg->nnets--;
+            return;
+        }
+}
+
+static void device_gone(void *ctx, const char *id)
+{
+    struct vmm *v = ctx;
+    if (id[0])
+        forget_device(v->cfg, id);
+}
+
+void vmm_hotplug_ejected(struct vmm *v)
+{
+    if (v->vm && v->cfg)
+        vm_hotplug_ejected(v->vm, device_gone, v);
+}
+
+/*
+ * Booted: the guest is asked to eject the device (204 at once, as CH); it
+ * goes when the guest's _EJ0 runs.  Before boot it just leaves the config.
+ */
+static void h_remove_device(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST_ANY, "removing device"))
+        return;
+    cJSON *root = cJSON_ParseWithLength(r->body ? r->body : "", r->body_len);
+    const cJSON *idj = root ? cJSON_GetObjectItemCaseSensitive(root, "id") : NULL;
+    if (!cJSON_IsString(idj) || !idj->valuestring || !idj->valuestring[0]) {
+        cJSON_Delete(root);
+        reply_error(r, 400, "Error parsing VmRemoveDeviceData: expected {\"id\": \"...\"}");
+        return;
+    }
+    char id[64];
+    snprintf(id, sizeof(id), "%s", idj->valuestring);
+    int long_id = strlen(idj->valuestring) >= sizeof(id);
+    cJSON_Delete(root);
+    if (long_id || !id_in_use(v->cfg, id)) {
+        reply_error(r, 404, "Error removing device: no device with id %.64s", id);
+        return;
+    }
+    if (v->state != VMM_RUNNING && v->state != VMM_PAUSED) {
+        forget_device(v->cfg, id);
+        reply_empty(r);
+        return;
+    }
+    int e = vm_unplug_request(v->vm, id);
+    if (e == -ENOENT)
+        reply_error(r, 404, "Error removing device: no device with id %s", id);
+    else if (e < 0)
+        reply_error(r, 400, "Error removing device: %s cannot be unplugged", id);
+    else
+        reply_empty(r);
 }
 
 /* ---- dispatch ------------------------------------------------------------------ */
@@ -362,16 +508,16 @@ static const struct api_route routes[] = {
     {"vm.info", "GET", API_BODY_NONE, h_info},
     {"vm.counters", "GET", API_BODY_NONE, h_counters},
     {"vm.add-net", "PUT", API_BODY_REQUIRED, h_add_net},
+    {"vm.add-disk", "PUT", API_BODY_REQUIRED, h_add_disk},
+    {"vm.remove-device", "PUT", API_BODY_REQUIRED, h_remove_device},
     /* Cloud Hypervisor endpoints still to come: 501. */
     {"vm.add-device", "PUT", API_BODY_ANY, NULL},
-    {"vm.add-disk", "PUT", API_BODY_ANY, NULL},
     {"vm.add-fs", "PUT", API_BODY_ANY, NULL},
     {"vm.add-generic-vhost-user", "PUT", API_BODY_ANY, NULL},
     {"vm.add-pmem", "PUT", API_BODY_ANY, NULL},
     {"vm.add-user-device", "PUT", API_BODY_ANY, NULL},
     {"vm.add-vdpa", "PUT", API_BODY_ANY, NULL},
     {"vm.add-vsock", "PUT", API_BODY_ANY, NULL},
-    {"vm.remove-device", "PUT", API_BODY_ANY, NULL},
     {"vm.resize", "PUT", API_BODY_ANY, NULL},
     {"vm.resize-disk", "PUT", API_BODY_ANY, NULL},
     {"vm.resize-zone", "PUT", API_BODY_ANY, NULL},
