@@ -806,6 +806,14 @@ static enum cli_result opt_net(struct cli_state *st, const char *ctx, const char
     return r;
 }
 
+int cli_parse_disk(const char *val, struct vm_config *cfg, char *err, size_t errlen)
+{
+    struct cli_state st = { .cfg = cfg, .err = err, .errlen = errlen };
+    if (err && errlen)
+        err[0] = '\0';
+    return opt_disk(&st, NULL, val) == CLI_OK ? 0 : -1;
+}
+
 int cli_parse_net(const char *val, struct vm_config *cfg, char *err, size_t errlen)
 {
     struct cli_state st = { .cfg = cfg, .err = err, .errlen = errlen };

@@ -28,6 +28,8 @@ enum cli_result cli_parse(int argc, char **argv, struct vm_config *cfg,
  * Returns 0 or -1 with err set.
  */
 int cli_parse_net(const char *val, struct vm_config *cfg, char *err, size_t errlen);
+/* One --disk value into cfg's next disk (nimbus-remote add-disk); as cli_parse_net. */
+int cli_parse_disk(const char *val, struct vm_config *cfg, char *err, size_t errlen);
 
 /* "512M", "2G", "1048576", "4096K": bytes.  -1 on malformed or overflow. */
 int cli_parse_size(const char *s, uint64_t *out);

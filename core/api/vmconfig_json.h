@@ -64,5 +64,6 @@ int diskconfig_from_json(const char *json, size_t len, const struct vm_config *c
 cJSON *vmconfig_to_cjson(const struct vm_config *cfg, const char *serial_file,
                          const char *console_file);
 cJSON *netconfig_to_cjson(const struct net_config *nc);
+cJSON *diskconfig_to_cjson(const struct disk_config *d);
 
 #endif

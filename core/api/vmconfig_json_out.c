@@ -137,33 +137,37 @@ static void add_payload(struct jw *w, cJSON *root, const struct vm_config *cfg)
     add_str(w, o, "initramfs", cfg->initramfs);
 }
 
+static void disk_fill(struct jw *w, cJSON *o, const struct disk_config *d)
+{
+    add_str(w, o, "path", d->path);
+    add_bool(w, o, "readonly", d->readonly);
+    add_bool(w, o, "direct", d->direct);
+    add_bool(w, o, "iommu", 0);
+    add_num(w, o, "num_queues", d->num_queues);
+    add_num(w, o, "queue_size", d->queue_size);
+    add_bool(w, o, "vhost_user", 0);
+    add_str(w, o, "id", d->id);
+    add_str(w, o, "serial", d->serial);
+    /* Left out when probed, so the body read back probes again. */
+    if (d->image_type != DISK_IMAGE_PROBE)
+        add_str(w, o, "image_type", d->image_type == DISK_IMAGE_QCOW2 ? "Qcow2" : "Raw");
+    add_bool(w, o, "backing_files", d->backing_files);
+    add_num(w, o, "pci_segment", 0);
+}
+
 static void add_disks(struct jw *w, cJSON *root, const struct vm_config *cfg)
 {
     if (!cfg->ndisks)
         return;
     cJSON *arr = note(w, cJSON_AddArrayToObject(root, "disks"));
     for (uint32_t i = 0; arr && i < cfg->ndisks && i < CONFIG_MAX_DISKS; i++) {
-        const struct disk_config *d = &cfg->disks[i];
         cJSON *o = note(w, cJSON_CreateObject());
         if (o && !cJSON_AddItemToArray(arr, o)) {
             cJSON_Delete(o);
             w->oom = 1;
             return;
         }
-        add_str(w, o, "path", d->path);
-        add_bool(w, o, "readonly", d->readonly);
-        add_bool(w, o, "direct", d->direct);
-        add_bool(w, o, "iommu", 0);
-        add_num(w, o, "num_queues", d->num_queues);
-        add_num(w, o, "queue_size", d->queue_size);
-        add_bool(w, o, "vhost_user", 0);
-        add_str(w, o, "id", d->id);
-        add_str(w, o, "serial", d->serial);
-        /* Left out when probed, so the body read back probes again. */
-        if (d->image_type != DISK_IMAGE_PROBE)
-            add_str(w, o, "image_type", d->image_type == DISK_IMAGE_QCOW2 ? "Qcow2" : "Raw");
-        add_bool(w, o, "backing_files", d->backing_files);
-        add_num(w, o, "pci_segment", 0);
+        disk_fill(w, o, &cfg->disks[i]);
     }
 }
 
@@ -228,6 +232,20 @@ cJSON *vmconfig_to_cjson(const struct vm_config *cfg, const char *serial_file,
         return NULL;
     }
     return root;
+}
+
+cJSON *diskconfig_to_cjson(const struct disk_config *d)
+{
+    struct jw w = {0};
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    disk_fill(&w, o, d);
+    if (w.oom) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
 }
 
 cJSON *netconfig_to_cjson(const struct net_config *nc)

@@ -305,7 +305,9 @@ def test_add_net_fd_must_be_open_here(fake):
      b'{"id":"mem0","desired_ram":1048576}'),
     (["restore", "source_url=file:///tmp/snap,prefault=on"], "vm.restore",
      b'{"source_url":"file:///tmp/snap","prefault":true,"resume":false}'),
-    (["add-disk", "path=/tmp/d.img,readonly=on"], "vm.add-disk", b"path=/tmp/d.img,readonly=on"),
+    (["add-disk", "path=/tmp/d.img,readonly=on,id=d1"], "vm.add-disk",
+     b'{"path":"/tmp/d.img","readonly":true,"direct":false,"iommu":false,"num_queues":1,'
+     b'"queue_size":256,"vhost_user":false,"id":"d1","backing_files":false,"pci_segment":0}'),
     (["add-vsock", "cid=3,socket=/tmp/v.sock"], "vm.add-vsock", b"cid=3,socket=/tmp/v.sock"),
     (["send-migration", "destination_url=unix:/tmp/m"], "vm.send-migration",
      b"destination_url=unix:/tmp/m"),

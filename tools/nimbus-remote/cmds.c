@@ -6,11 +6,13 @@
 #include <string.h>
 
 #include "bodies.h"
+#include "disk_body.h"
 
 enum arg_kind {
     K_NONE,        /* boot, info, ...: no argument, no body */
     K_CREATE,      /* [path|-]: the file is the body */
     K_NET,         /* NetConfig syntax, through nimbus's --net parser */
+    K_DISK,        /* DiskConfig syntax, through nimbus's --disk parser */
     K_RAW,         /* one argument, sent as given (CH's syntax nimbus does not parse) */
     K_ID,          /* {"id"} */
     K_URL,         /* {"destination_url"} */
@@ -29,7 +31,8 @@ struct subcmd {
 /* Alphabetical, as ch-remote lists them. */
 static const struct subcmd subcmds[] = {
     { "add-device", "PUT", "vm.add-device", K_RAW, "<DeviceConfig>", "Add VFIO device" },
-    { "add-disk", "PUT", "vm.add-disk", K_RAW, "<DiskConfig>", "Add block device" },
+    { "add-disk", "PUT", "vm.add-disk", K_DISK, "<DiskConfig>",
+      "Add block device (nimbus's --disk syntax)" },
     { "add-fs", "PUT", "vm.add-fs", K_RAW, "<FsConfig>", "Add virtio-fs backed fs device" },
     { "add-generic-vhost-user", "PUT", "vm.add-generic-vhost-user", K_RAW,
       "<GenericVhostUserConfig>", "Add generic vhost-user device" },
@@ -176,6 +179,11 @@ static int build_body(const struct subcmd *s, int argc, char **argv, struct remo
         if (one_arg(s, argc, argv, NULL, &arg, err, errlen) != REMOTE_CMD_OK)
             return -1;
         cmd->body = net_body_build(arg, cmd->fds, &cmd->nfds, err, errlen);
+        break;
+    case K_DISK:
+        if (one_arg(s, argc, argv, NULL, &arg, err, errlen) != REMOTE_CMD_OK)
+            return -1;
+        cmd->body = disk_body_build(arg, err, errlen);
         break;
     case K_RAW:
         if (one_arg(s, argc, argv, NULL, &arg, err, errlen) != REMOTE_CMD_OK)
