@@ -15,7 +15,7 @@
  *  - the GED line is high exactly while events are pending; a read of its
  *    register returns them and lowers the line.
  *
- * Op = [kind][fields...], kind = byte % 6 (see the switch).
+ * Op = [kind][fields...], kind = byte % 7 (see the switch).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -141,7 +141,7 @@ static void access(uint32_t port, uint32_t len, bool write, uint64_t val)
 
 static void run_op(struct fuzz_in *in)
 {
-    switch (fin_u8(in) % 6u) {
+    switch (fin_u8(in) % 7u) {
     case 0: { /* a guest access anywhere near the registers */
         uint32_t port = PORT_LO + fin_u8(in) % PORT_SPAN;
         uint8_t fl = fin_u8(in);
@@ -191,6 +191,10 @@ static void run_op(struct fuzz_in *in)
         S.pending |= bits;
         break;
     }
+    case 6: /* the power button */
+        ged_power_button(S.ged);
+        S.pending |= ACPI_GED_EVT_POWER_BUTTON;
+        break;
     }
 }
 
