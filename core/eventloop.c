@@ -44,7 +44,8 @@ struct event_loop {
     int running;
     pthread_t thread;
     int seccomp_kind; /* enum seccomp_kind, or -1: the creator's filter only */
-    char name[16];
+    char name[16];    /* lock: el_rename may race the thread naming itself */
+    int named;
 };
 
 struct event_loop *el_create(void)
@@ -248,11 +249,18 @@ static void *loop_thread(void *arg)
 {
     struct event_loop *el = arg;
     /* The thread names itself: naming it from outside means a write to
-     * /proc/self/task/TID/comm, a file open the creator need not do. */
-    if (el->name[0])
-        pthread_setname_np(pthread_self(), el->name);
+     * /proc/self/task/TID/comm, a file open the creator need not do.  Under
+     * the lock, so an el_rename racing the start is not overwritten by the
+     * name it replaced. */
+    char name[sizeof(el->name)];
+    pthread_mutex_lock(&el->lock);
+    memcpy(name, el->name, sizeof(name));
+    if (name[0])
+        pthread_setname_np(pthread_self(), name);
+    el->named = 1;
+    pthread_mutex_unlock(&el->lock);
     if (el->seccomp_kind >= 0)
-        seccomp_enter((enum seccomp_kind)el->seccomp_kind, el->name[0] ? el->name : NULL);
+        seccomp_enter((enum seccomp_kind)el->seccomp_kind, name[0] ? name : NULL);
     for (;;) {
         pthread_mutex_lock(&el->lock);
         int stop = el->stop;
@@ -287,9 +295,12 @@ int el_rename(struct event_loop *el, const char *name)
 {
     if (!el->running)
         return -ESRCH;
-    char n[16];
-    snprintf(n, sizeof(n), "%s", name);
-    return -pthread_setname_np(el->thread, n);
+    pthread_mutex_lock(&el->lock);
+    snprintf(el->name, sizeof(el->name), "%s", name);
+    /* Not started yet: the thread takes the new name itself. */
+    int r = el->named ? -pthread_setname_np(el->thread, el->name) : 0;
+    pthread_mutex_unlock(&el->lock);
+    return r;
 }
 
 int el_start(struct event_loop *el)
