@@ -8,6 +8,7 @@ must not hurt nimbus.
 
 import hashlib
 import os
+import re
 import socket
 import time
 
@@ -107,18 +108,24 @@ def sha_of_image(img, offset_mib: int, mib: int) -> str:
 def test_removing_a_disk_under_io_and_bad_requests(booted):
     vm, api, work = booted
     img = make_image(work / "busy.raw", 64 * MIB)
-    r = api.put("vm.add-disk", {"path": str(img), "id": "busy0", "serial": "busyserial"})
+    # Kata's K8 body (integrations.md §5.2): no id, so nimbus names it.
+    r = api.put("vm.add-disk", {"path": str(img), "readonly": False, "image_type": "Raw",
+                                "vhost_user": False, "num_queues": 1, "queue_size": 1024,
+                                "iommu": False})
     assert r.status == 200, (r.status, r.body)
-    disk = wait_until(lambda: disk_with_serial(vm, "busyserial"), 60, "the hot-plugged disk")
+    busy = r.json["id"]
+    assert re.fullmatch(r"_disk\d+", busy), busy
+    assert re.fullmatch(r"0000:00:[0-9a-f]{2}\.0", r.json["bdf"]), r.json
+    disk = wait_until(lambda: disk_with_serial(vm, busy), 60, "the hot-plugged disk")
     # Reads and writes keep going while the guest is asked to eject it.
     # (The loop ends by itself once the device node is gone.)
     vm.check_output(f"sh -c 'while dd if={disk.dev} of=/dev/null bs=64k iflag=direct && "
                     f"dd if=/dev/zero of={disk.dev} bs=64k count=64 oflag=direct; do :; done' "
                     f">/dev/null 2>&1 </dev/null & echo $! >/tmp/busy.pid")
     time.sleep(2)
-    r = api.put("vm.remove-device", {"id": "busy0"})
+    r = api.put("vm.remove-device", {"id": busy})
     assert r.status == 204, (r.status, r.body)
-    wait_until(lambda: "busy0" not in device_ids(api), 90, "nimbus to free the busy disk")
+    wait_until(lambda: busy not in device_ids(api), 90, "nimbus to free the busy disk")
     vm.check_output("kill $(cat /tmp/busy.pid) 2>/dev/null; true")
     assert vm.alive()
     assert api.state() == "Running"
