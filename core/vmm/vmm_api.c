@@ -399,19 +399,23 @@ static void h_add_disk(struct vmm *v, struct api_request *r)
         disk_config_free(&dc);
         return;
     }
+    /* Before boot the ids of the disks without one are given at boot, by
+     * position: naming this one now could take one of theirs. */
+    if (v->state != VMM_RUNNING && v->state != VMM_PAUSED) {
+        cfg->disks[cfg->ndisks++] = dc;
+        reply_empty(r);
+        return;
+    }
     for (uint32_t n = 0; !dc.id; n++) {
         char id[32];
         snprintf(id, sizeof(id), "_disk%u", n);
         if (!id_in_use(cfg, id) && !(dc.id = strdup(id))) {
+            disk_config_free(&dc);
             reply_error(r, 500, "Error adding disk: out of memory");
             return;
         }
     }
     cfg->disks[cfg->ndisks++] = dc;
-    if (v->state != VMM_RUNNING && v->state != VMM_PAUSED) {
-        reply_empty(r);
-        return;
-    }
     uint32_t slot = 0;
     if (vm_hotplug_disk(v->vm, &cfg->disks[cfg->ndisks - 1], &slot, err, sizeof(err)) < 0) {
         disk_config_free(&cfg->disks[--cfg->ndisks]);
