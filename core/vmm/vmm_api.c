@@ -284,6 +284,17 @@ static int id_in_use(const struct vm_config *cfg, const char *id)
     return 0;
 }
 
+/* A hot-plugged device's default name: the first free "<prefix>N", as CH. */
+static char *free_id(const struct vm_config *cfg, const char *prefix)
+{
+    for (uint32_t n = 0;; n++) {
+        char id[32];
+        snprintf(id, sizeof(id), "%s%u", prefix, n);
+        if (!id_in_use(cfg, id))
+            return strdup(id);
+    }
+}
+
 /* CH's answer to a device added to a booted VM: {"id", "bdf"}. */
 static void reply_pci_info(struct api_request *r, const char *id, uint32_t slot)
 {
@@ -350,16 +361,11 @@ static void h_add_net(struct vmm *v, struct api_request *r)
             r->fds[i] = -1;
     }
     struct vm_config *cfg = v->cfg;
-    if (v->state == VMM_RUNNING || v->state == VMM_PAUSED) {
-        for (uint32_t n = 0; !nc.id; n++) {
-            char id[32];
-            snprintf(id, sizeof(id), "_net%u", n);
-            if (!id_in_use(cfg, id) && !(nc.id = strdup(id))) {
-                net_config_free(&nc);
-                reply_error(r, 500, "Error adding net: out of memory");
-                return;
-            }
-        }
+    if ((v->state == VMM_RUNNING || v->state == VMM_PAUSED) && !nc.id &&
+        !(nc.id = free_id(cfg, "_net"))) {
+        net_config_free(&nc);
+        reply_error(r, 500, "Error adding net: out of memory");
+        return;
     }
     cfg->nets[cfg->nnets++] = nc;
     if (v->state != VMM_RUNNING && v->state != VMM_PAUSED) {
@@ -406,14 +412,10 @@ static void h_add_disk(struct vmm *v, struct api_request *r)
         reply_empty(r);
         return;
     }
-    for (uint32_t n = 0; !dc.id; n++) {
-        char id[32];
-        snprintf(id, sizeof(id), "_disk%u", n);
-        if (!id_in_use(cfg, id) && !(dc.id = strdup(id))) {
-            disk_config_free(&dc);
-            reply_error(r, 500, "Error adding disk: out of memory");
-            return;
-        }
+    if (!dc.id && !(dc.id = free_id(cfg, "_disk"))) {
+        disk_config_free(&dc);
+        reply_error(r, 500, "Error adding disk: out of memory");
+        return;
     }
     cfg->disks[cfg->ndisks++] = dc;
     uint32_t slot = 0;

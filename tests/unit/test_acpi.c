@@ -1578,6 +1578,28 @@ static void test_pci_failures(void **state)
         assert_int_equal(pci_dsdt(&pci_win, buf, cap), 0);
 }
 
+/* `aml` written to d/dsdt.dat and disassembled by iasl: the .dsl text (freed by the caller). */
+static char *iasl_dsl(struct tmpdir *d, const uint8_t *aml, size_t len)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/dsdt.dat", d->path);
+    write_file(path, aml, len);
+    free(run_iasl(d, "-d dsdt.dat"));
+    return read_in(d, "dsdt.dsl");
+}
+
+/* That disassembly recompiles without even a warning to the same AML (only
+ * the header's creator fields differ). */
+static void iasl_rebuilds(struct tmpdir *d, const uint8_t *aml, size_t len)
+{
+    char *out = run_iasl(d, "-p again dsdt.dsl");
+    assert_has(out, "0 Errors, 0 Warnings", "iasl output");
+    free(out);
+    char *again = read_in(d, "again.aml");
+    assert_memory_equal(again + SDT_HEADER_LEN, aml + SDT_HEADER_LEN, len - SDT_HEADER_LEN);
+    free(again);
+}
+
 /* ACPI PCI hotplug: the slot objects Linux's acpiphp wants, PCNT, and the
  * GED calling it; iasl reads it without a warning and rebuilds it exactly. */
 static void test_iasl_pci_hotplug(void **state)
@@ -1605,11 +1627,7 @@ static void test_iasl_pci_hotplug(void **state)
     assert_int_equal(acpi_build_dsdt(&no_ged, dsdt + 8192, 8192), 0);
 
     struct tmpdir *d = tmpdir_make();
-    char path[128];
-    snprintf(path, sizeof(path), "%s/dsdt.dat", d->path);
-    write_file(path, dsdt, len);
-    free(run_iasl(d, "-d dsdt.dat"));
-    char *dsl = read_in(d, "dsdt.dsl");
+    char *dsl = iasl_dsl(d, dsdt, len);
     static const char *const want[] = {
         "OperationRegion (PCST, SystemIO, 0x0604, 0x0C)",
         "Field (PCST, DWordAcc, NoLock, WriteAsZeros)",
@@ -1638,12 +1656,7 @@ static void test_iasl_pci_hotplug(void **state)
     assert_null(strstr(dsl, "Device (SL00)"));
     assert_null(strstr(dsl, "Device (SL20)"));
     free(dsl);
-    char *out = run_iasl(d, "-p again dsdt.dsl");
-    assert_has(out, "0 Errors, 0 Warnings", "iasl output");
-    free(out);
-    char *again = read_in(d, "again.aml");
-    assert_memory_equal(again + SDT_HEADER_LEN, dsdt + SDT_HEADER_LEN, len - SDT_HEADER_LEN);
-    free(again);
+    iasl_rebuilds(d, dsdt, len);
 }
 
 static void test_iasl_pci(void **state)
@@ -1659,10 +1672,7 @@ static void test_iasl_pci(void **state)
 
     struct tmpdir *d = tmpdir_make();
     char path[128];
-    snprintf(path, sizeof(path), "%s/dsdt.dat", d->path);
-    write_file(path, dsdt, len);
-    free(run_iasl(d, "-d dsdt.dat"));
-    char *dsl = read_in(d, "dsdt.dsl");
+    char *dsl = iasl_dsl(d, dsdt, len);
     static const char *const want[] = {
         "Device (PCI0)",
         "Name (_HID, EisaId (\"PNP0A08\")",
@@ -1692,14 +1702,8 @@ static void test_iasl_pci(void **state)
         assert_has(dsl, want[i], "dsdt.dsl");
     assert_null(strstr(dsl, "_ADR"));
     free(dsl);
-    /* Recompiles to the same AML. */
-    char *out = run_iasl(d, "-p again dsdt.dsl");
     /* Not even a warning (e.g. a device with both _HID and _ADR). */
-    assert_has(out, "0 Errors, 0 Warnings", "iasl output");
-    free(out);
-    char *again = read_in(d, "again.aml");
-    assert_memory_equal(again + SDT_HEADER_LEN, dsdt + SDT_HEADER_LEN, len - SDT_HEADER_LEN);
-    free(again);
+    iasl_rebuilds(d, dsdt, len);
 
     /* The MCFG as iasl's table disassembler reads it. */
     uint64_t rsdp = build_pci(m, &pci_win, std_devs, 2);
