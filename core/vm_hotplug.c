@@ -55,6 +55,16 @@ static int hold(struct vm *vm)
     return running && vm_pause(vm) == 0;
 }
 
+/* An exit was requested: vm_pause then returns without waiting for every
+ * vCPU to park, so one may still be inside a device's handler. */
+static int exiting(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    int r = vm->exit_reason != VM_EXIT_NONE;
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
 static void release(struct vm *vm, int held)
 {
     if (held)
@@ -70,6 +80,11 @@ static int plug(struct vm *vm, int (*build)(struct vm *vm, void *cfg, char *err,
         return -ENOTSUP;
     }
     int held = hold(vm);
+    if (exiting(vm)) {
+        release(vm, held);
+        snprintf(err, errlen, "the VM is stopping");
+        return -EBUSY;
+    }
     struct device *before = vm->devices;
     int r = build(vm, cfg, err, errlen);
     if (r == 0 && (vm->devices == before || !vm->devices->virtio)) {
@@ -137,11 +152,17 @@ void vm_hotplug_ejected(struct vm *vm, void (*gone)(void *ctx, const char *id), 
             pp = &d->next;
             continue;
         }
-        *pp = d->next;
         log_info("hotplug: the guest ejected %s (PCI slot %02x)", d->id[0] ? d->id : d->name,
                  virtio_pci_slot(d->virtio));
         if (gone)
             gone(ctx, d->id);
+        /* Stopping: it leaves the config, and vm_destroy frees it with the
+         * rest once every vCPU has been joined. */
+        if (exiting(vm)) {
+            pp = &d->next;
+            continue;
+        }
+        *pp = d->next;
         device_destroy(d);
     }
     release(vm, held);
