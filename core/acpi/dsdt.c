@@ -156,22 +156,21 @@ static void emit_std_ids(struct aml *a, const char *hid, const char *cid, unsign
     aml_integer(a, uid);
 }
 
-/*
- * \_SB.PCI0: root bridge of segment 0.  It consumes the config ports and
- * forwards the rest of the I/O space (no I/O BARs exist, but this is the
- * shape Linux and Windows expect) and the two MMIO windows BARs live in.
- * Both memory windows are non-prefetchable: Linux refuses to keep a
- * non-prefetchable BAR inside a prefetchable window, while the reverse is
- * fine.  No _ADR: a device has a _HID or an _ADR, not both (iasl warns),
- * and Linux finds the root bridge by its _HID.  No _OSC: it is optional,
- * and Linux then keeps the firmware-first defaults for PCIe features this
- * machine does not have.
- */
+/* If (LocalN & mask) { ... aml_end }: how the methods here test event bits. */
+static void emit_if_bits(struct aml *a, unsigned local, uint64_t mask)
+{
+    aml_if(a);
+    aml_and(a);
+    aml_local(a, local);
+    aml_integer(a, mask);
+    aml_null_target(a);
+}
+
 /*
  * ACPI PCI hotplug, Cloud Hypervisor's and QEMU's scheme: one slot object
  * per device number so Linux's acpiphp registers the slots (it wants _ADR
  * and _EJ0), and PCNT, which the GED's _EVT calls: Local0 = PCIU, Local1 =
- * PCID, then per slot Notify (SLxx, 1) (bus check: scan it) for an arrival
+ * PCID, then per slot Notify (SLxx, 1) (device check: scan it) for an arrival
  * and Notify (SLxx, 3) (eject request) for a removal.  The guest's
  * driver lets go, then _EJ0 writes the slot's bit to B0EJ and the host
  * frees the device.  Unrolled per slot: AML has loops, but constants keep
@@ -197,11 +196,7 @@ static void emit_pci_hotplug(struct aml *a, uint16_t port)
         char name[8];
         snprintf(name, sizeof(name), "SL%02X", slot);
         for (unsigned which = 0; which < 2; which++) {
-            aml_if(a);
-            aml_and(a);
-            aml_local(a, which);
-            aml_integer(a, 1ull << slot);
-            aml_null_target(a);
+            emit_if_bits(a, which, 1ull << slot);
             aml_notify(a);
             aml_namepath(a, name);
             aml_integer(a, which == 0 ? 1 : 3);
@@ -227,6 +222,17 @@ static void emit_pci_hotplug(struct aml *a, uint16_t port)
     }
 }
 
+/*
+ * \_SB.PCI0: root bridge of segment 0.  It consumes the config ports and
+ * forwards the rest of the I/O space (no I/O BARs exist, but this is the
+ * shape Linux and Windows expect) and the two MMIO windows BARs live in.
+ * Both memory windows are non-prefetchable: Linux refuses to keep a
+ * non-prefetchable BAR inside a prefetchable window, while the reverse is
+ * fine.  No _ADR: a device has a _HID or an _ADR, not both (iasl warns),
+ * and Linux finds the root bridge by its _HID.  No _OSC: it is optional,
+ * and Linux then keeps the firmware-first defaults for PCIe features this
+ * machine does not have.
+ */
 static void emit_pci_host(struct aml *a, const struct pci_windows *w, uint16_t pcihp_port)
 {
     aml_device(a, PCI_HOST_NAME);
@@ -318,11 +324,7 @@ static void emit_ged(struct aml *a, const struct acpi_config *cfg)
     aml_store(a);
     aml_namepath(a, "GDAT");
     aml_local(a, 0);
-    aml_if(a);
-    aml_and(a);
-    aml_local(a, 0);
-    aml_integer(a, ACPI_GED_EVT_POWER_BUTTON);
-    aml_null_target(a);
+    emit_if_bits(a, 0, ACPI_GED_EVT_POWER_BUTTON);
     aml_notify(a);
     /* \_SB.PWRB found by the upward search of a bare NameSeg, as iasl encodes it. */
     aml_namepath(a, PWRB_NAME);
@@ -331,11 +333,7 @@ static void emit_ged(struct aml *a, const struct acpi_config *cfg)
     if (cfg->pcihp_port) {
         /* If (Local0 & PCI) { \_SB.PCI0.PCNT () }, relative to _EVT as iasl
          * encodes it (^^ is \_SB). */
-        aml_if(a);
-        aml_and(a);
-        aml_local(a, 0);
-        aml_integer(a, ACPI_GED_EVT_PCI);
-        aml_null_target(a);
+        emit_if_bits(a, 0, ACPI_GED_EVT_PCI);
         aml_namepath(a, "^^" PCI_HOST_NAME ".PCNT");
         aml_end(a);
     }
@@ -425,7 +423,7 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
     for (unsigned i = 0; i < cfg->ndevs; i++)
         emit_legacy_dev(&a, cfg, i);
     if (cfg->pci) {
-        emit_pci_host(&a, cfg->pci, cfg->ged_port ? cfg->pcihp_port : 0);
+        emit_pci_host(&a, cfg->pci, cfg->pcihp_port);
         emit_pci_reserved(&a, cfg->pci, next_uid(cfg, "PNP0C02"));
     }
     if (cfg->ged_port) {
