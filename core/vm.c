@@ -359,6 +359,14 @@ int vm_resume(struct vm *vm)
     return r;
 }
 
+void vm_wake_vmm(struct vm *vm)
+{
+    if (vm->exit_efd >= 0) {
+        uint64_t one = 1;
+        (void)!write(vm->exit_efd, &one, sizeof(one));
+    }
+}
+
 void vm_request_exit(struct vm *vm, enum vm_exit why, int signo)
 {
     pthread_mutex_lock(&vm->lock);
@@ -369,10 +377,8 @@ void vm_request_exit(struct vm *vm, enum vm_exit why, int signo)
     }
     pthread_cond_broadcast(&vm->cond);
     pthread_mutex_unlock(&vm->lock);
-    if (first && vm->exit_efd >= 0) {
-        uint64_t one = 1;
-        (void)!write(vm->exit_efd, &one, sizeof(one));
-    }
+    if (first)
+        vm_wake_vmm(vm);
 }
 
 enum vm_exit vm_wait(struct vm *vm)

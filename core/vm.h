@@ -63,8 +63,9 @@ struct vm {
     enum vm_exit exit_reason;
     int exit_signal;
     int config_error;             /* vm_create failed on bad configuration: exit 2 */
-    /* Written (eventfd) when an exit is first requested, so the VMM's control
-     * loop wakes; set between vm_create and vm_boot, -1 for none. */
+    /* Written (eventfd, vm_wake_vmm) when an exit is first requested or the
+     * guest ejected a device, so the VMM's control loop wakes; set between
+     * vm_create and vm_boot, -1 for none. */
     int exit_efd;
     uint32_t vcpus_paused;
 };
@@ -82,6 +83,8 @@ int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 /* Record why the VM ends (first reason wins) and wake vm_wait.  Any thread. */
 void vm_request_exit(struct vm *vm, enum vm_exit why, int signo);
+/* Wake the VMM's control loop through exit_efd.  Any thread; never blocks. */
+void vm_wake_vmm(struct vm *vm);
 /* Block until an exit was requested; returns the reason. */
 enum vm_exit vm_wait(struct vm *vm);
 /*
@@ -115,13 +118,14 @@ int vm_hotplug_init(struct vm *vm, char *err, size_t errlen);
 void vm_hotplug_destroy(struct vm *vm);
 /* Build dc's disk / nc's NIC (RUNNING or PAUSED) and tell the guest; *slot is
  * its device number. */
-int vm_hotplug_disk(struct vm *vm, const struct disk_config *dc, uint32_t *slot, char *err,
+int vm_hotplug_disk(struct vm *vm, struct disk_config *dc, uint32_t *slot, char *err,
                     size_t errlen);
 int vm_hotplug_net(struct vm *vm, struct net_config *nc, uint32_t *slot, char *err,
                    size_t errlen);
 /* Ask the guest to eject device `id`: -ENOENT (no such device), -ENOTSUP (not on PCI). */
 int vm_unplug_request(struct vm *vm, const char *id);
-/* Free the devices the guest ejected; gone(ctx, id) for each, before it is freed. */
+/* Free the devices the guest ejected; gone(ctx, id) for each, before it is
+ * freed (while the VM is stopping, vm_destroy frees them later). */
 void vm_hotplug_ejected(struct vm *vm, void (*gone)(void *ctx, const char *id), void *ctx);
 /* vm_bootdisk.c: fill breq from the boot-disk reader (no --kernel/--firmware). */
 struct bootdisk_payload;

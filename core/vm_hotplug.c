@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "acpi/acpi.h"
 #include "acpi/ged.h"
@@ -25,11 +24,7 @@
 /* On the vCPU thread that wrote B0EJ: only wake the control thread. */
 static void on_eject(void *opaque)
 {
-    struct vm *vm = opaque;
-    if (vm->exit_efd >= 0) {
-        uint64_t one = 1;
-        (void)!write(vm->exit_efd, &one, sizeof(one));
-    }
+    vm_wake_vmm(opaque);
 }
 
 int vm_hotplug_init(struct vm *vm, char *err, size_t errlen)
@@ -112,10 +107,10 @@ static int build_net(struct vm *vm, void *cfg, char *err, size_t errlen)
     return vm_add_net(vm, cfg, err, errlen);
 }
 
-int vm_hotplug_disk(struct vm *vm, const struct disk_config *dc, uint32_t *slot, char *err,
+int vm_hotplug_disk(struct vm *vm, struct disk_config *dc, uint32_t *slot, char *err,
                     size_t errlen)
 {
-    return plug(vm, build_disk, (void *)dc, dc->id, slot, err, errlen);
+    return plug(vm, build_disk, dc, dc->id, slot, err, errlen);
 }
 
 int vm_hotplug_net(struct vm *vm, struct net_config *nc, uint32_t *slot, char *err,
