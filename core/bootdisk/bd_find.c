@@ -175,7 +175,6 @@ static int host_bls(void *opaque, const char *dev, struct bd_bls_list *out)
     return fs ? bls_read(fs, out, NULL) : -1;
 }
 
-
 /*
  * Read a file a boot entry names.  BLS and GRUB paths on a system whose
  * /boot is not a separate partition sometimes omit /boot: try it too.
@@ -313,7 +312,7 @@ static int try_grub(struct finder *f, int di, uint32_t pi, struct bd_found *out,
             r = load_spec(f, spec, out, e, sizeof(e));
         if (r) {
             bd_errf(err, errlen, "disk %d partition %u: %s: %s", di, f->d[di].t.parts[pi].number,
-                 GRUB_CFGS[k], e);
+                    GRUB_CFGS[k], e);
             free(spec);
             return -1;
         }
@@ -355,7 +354,7 @@ static int try_bls(struct finder *f, int di, uint32_t pi, struct bd_found *out, 
         snprintf(s->cmdline, sizeof(s->cmdline), "%s", b->options);
         if (load_spec(f, s, out, e, sizeof(e)) != 0) {
             bd_errf(err, errlen, "disk %d partition %u: %s/%s.conf: %s", di,
-                 f->d[di].t.parts[pi].number, dir, b->id, e);
+                    f->d[di].t.parts[pi].number, dir, b->id, e);
             rc = -1;
         } else {
             snprintf(out->what, sizeof(out->what),
@@ -386,7 +385,7 @@ static int try_links(struct finder *f, int di, uint32_t pi, struct bd_found *out
             free(d);
             if (r == -ELOOP) {
                 bd_errf(err, errlen, "disk %d partition %u: %s", di, f->d[di].t.parts[pi].number,
-                     e);
+                        e);
                 return -1;
             }
             continue;
@@ -398,7 +397,7 @@ static int try_links(struct finder *f, int di, uint32_t pi, struct bd_found *out
         }
         if (out->kernel_len == 0) {
             bd_errf(err, errlen, "disk %d partition %u: %s: the file is empty", di,
-                 f->d[di].t.parts[pi].number, pairs[k][0]);
+                    f->d[di].t.parts[pi].number, pairs[k][0]);
             return -1;
         }
         if (bd_fs_exists(fs, pairs[k][1]) &&

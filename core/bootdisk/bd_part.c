@@ -22,7 +22,6 @@ static uint32_t le32(const uint8_t *p)
 }
 static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
 
-
 const char *bd_table_name(enum bd_table_kind k)
 {
     return k == BD_TABLE_GPT ? "GPT" : k == BD_TABLE_MBR ? "MBR" : "no partition table";
@@ -123,7 +122,7 @@ static int gpt_read(const struct bd_dev *disk, struct bd_table *t, char *err, si
         return 0;
     }
     return bd_errf(err, errlen, "GPT: primary: %s; backup: %s", why1,
-                nsectors > 2 ? why2 : "the disk is too small");
+                   nsectors > 2 ? why2 : "the disk is too small");
 }
 
 static void mbr_partuuid(struct bd_part *p, uint32_t disk_id)
@@ -165,7 +164,7 @@ int bd_part_read(const struct bd_dev *disk, struct bd_table *t, char *err, size_
     memset(t, 0, sizeof(*t));
     if (disk->size < SECTOR)
         return bd_errf(err, errlen, "the disk is %llu bytes: too small to boot from",
-                    (unsigned long long)disk->size);
+                       (unsigned long long)disk->size);
     if (bd_read(disk, 0, s, SECTOR) != 0)
         return bd_errf(err, errlen, "cannot read sector 0");
     /* A GPT without a valid protective MBR still counts (some tools skip it). */
