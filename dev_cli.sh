@@ -662,6 +662,16 @@ cleanup_container() {
 }
 
 # Re-runs this script with --local inside the image.
+# Add a host cache to SHARED_CACHES, mounted at its own path: $1 names the
+# variable that sets it, $2 its directory under ~/.cache/nimbus by default, $3
+# what it holds (for the error).
+share_cache() {
+    local var=$1 dir=${!1:-${HOME:+$HOME/.cache/nimbus/$2}}
+    [[ -n $dir && $dir == /* ]] || return 0
+    ((DRY_RUN)) || mkdir -p "$dir" || die "cannot create the $3 $dir (set $var)"
+    SHARED_CACHES+=(--volume "$dir:$dir" --env "$var=$dir")
+}
+
 run_in_container() {
     local sub=$1
     shift
@@ -676,21 +686,13 @@ run_in_container() {
         [[ -e $dev ]] && cmd+=(--device "$dev")
     done
     cmd+=(--volume "$NIMBUS_ROOT:$NIMBUS_ROOT" --workdir "$NIMBUS_ROOT")
-    # Guest kernels and initramfs take minutes to build; keep them across
-    # containers by sharing the host's cache at the same path.
-    local assets=${NIMBUS_ASSETS_DIR:-${HOME:+$HOME/.cache/nimbus/assets}}
-    if [[ -n $assets && $assets == /* ]]; then
-        if ((!DRY_RUN)); then
-            mkdir -p "$assets" || die "cannot create the guest asset cache $assets (set NIMBUS_ASSETS_DIR)"
-        fi
-        cmd+=(--volume "$assets:$assets" --env "NIMBUS_ASSETS_DIR=$assets")
-    fi
-    # The cloud image cache likewise (minutes of debootstrap).
-    local images=${NIMBUS_CLOUD_IMAGE_DIR:-${HOME:+$HOME/.cache/nimbus/cloud-image}}
-    if [[ -n $images && $images == /* ]]; then
-        ((DRY_RUN)) || mkdir -p "$images" || die "cannot create the cloud image cache $images (set NIMBUS_CLOUD_IMAGE_DIR)"
-        cmd+=(--volume "$images:$images" --env "NIMBUS_CLOUD_IMAGE_DIR=$images")
-    fi
+    # Guest kernels and initramfs, and the cloud image, take minutes to build
+    # (debootstrap); keep them across containers by sharing the host's caches
+    # at the same paths.
+    SHARED_CACHES=()
+    share_cache NIMBUS_ASSETS_DIR assets "guest asset cache"
+    share_cache NIMBUS_CLOUD_IMAGE_DIR cloud-image "cloud image cache"
+    cmd+=(${SHARED_CACHES[@]+"${SHARED_CACHES[@]}"})
     rootless_kvm_groups
     local limits
     limits=$(podman_ulimits)
