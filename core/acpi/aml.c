@@ -30,6 +30,12 @@
 #define OP_AND 0x7b
 #define OP_NOTIFY 0x86
 #define OP_IF 0xa0
+#define OP_WHILE 0xa2
+#define OP_LEQUAL 0x93
+#define OP_LLESS 0x95
+#define OP_EXT_MUTEX 0x01
+#define OP_EXT_ACQUIRE 0x23
+#define OP_EXT_RELEASE 0x27
 #define OP_RETURN 0xa4
 #define OP_EXT_OPREGION 0x80
 #define OP_EXT_FIELD 0x81
@@ -41,7 +47,7 @@
 #define PKGLEN_MAX_BYTES 4u
 #define PKGLEN_LIMIT (1u << 28)
 
-enum frame_kind { F_SCOPE, F_DEVICE, F_METHOD, F_PACKAGE, F_BUFFER, F_RESTEMPLATE, F_FIELD, F_IF };
+enum frame_kind { F_SCOPE, F_DEVICE, F_METHOD, F_PACKAGE, F_BUFFER, F_RESTEMPLATE, F_FIELD, F_IF, F_WHILE };
 
 void aml_init(struct aml *a, uint8_t *buf, size_t cap)
 {
@@ -354,6 +360,52 @@ void aml_if(struct aml *a)
 {
     static const uint8_t op[] = {OP_IF};
     open_frame(a, F_IF, op, sizeof(op));
+}
+
+void aml_while(struct aml *a)
+{
+    static const uint8_t op[] = {OP_WHILE};
+    open_frame(a, F_WHILE, op, sizeof(op));
+}
+
+void aml_lequal(struct aml *a)
+{
+    emit_byte(a, OP_LEQUAL);
+}
+
+void aml_lless(struct aml *a)
+{
+    emit_byte(a, OP_LLESS);
+}
+
+void aml_mutex(struct aml *a, const char *name, unsigned sync_level)
+{
+    static const uint8_t op[] = {OP_EXT_PREFIX, OP_EXT_MUTEX};
+    if (sync_level > 15) {
+        a->err = true;
+        return;
+    }
+    emit(a, op, sizeof(op));
+    emit_name(a, name);
+    emit_byte(a, (uint8_t)sync_level);
+}
+
+void aml_acquire(struct aml *a, const char *mutex, uint16_t timeout_ms)
+{
+    static const uint8_t op[] = {OP_EXT_PREFIX, OP_EXT_ACQUIRE};
+    uint8_t t[2];
+    emit(a, op, sizeof(op));
+    emit_name(a, mutex);
+    /* A WordData, not a TermArg: no integer prefix. */
+    put_le16(t, timeout_ms);
+    emit(a, t, sizeof(t));
+}
+
+void aml_release(struct aml *a, const char *mutex)
+{
+    static const uint8_t op[] = {OP_EXT_PREFIX, OP_EXT_RELEASE};
+    emit(a, op, sizeof(op));
+    emit_name(a, mutex);
 }
 
 void aml_store(struct aml *a)

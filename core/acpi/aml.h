@@ -2,7 +2,7 @@
  * A small AML (ACPI Machine Language) encoder writing into a caller buffer.
  *
  * Constructs that carry a PkgLength (Scope, Device, Method, Package,
- * Buffer, ResourceTemplate, Field, If) are opened by one call and closed by aml_end();
+ * Buffer, ResourceTemplate, Field, If, While) are opened by one call and closed by aml_end();
  * lengths, package element counts and buffer sizes are filled in on close,
  * always in their shortest encoding (the same bytes iasl would emit).
  *
@@ -74,6 +74,16 @@ void aml_return(struct aml *a);
  */
 /* If (<predicate: next term>) { ... aml_end } */
 void aml_if(struct aml *a);
+/* While (<predicate: next term>) { ... aml_end } */
+void aml_while(struct aml *a);
+/* LEqual / LLess (<operand>, <operand>): ASL `==` and `<`. */
+void aml_lequal(struct aml *a);
+void aml_lless(struct aml *a);
+/* Mutex (name, sync_level 0-15); Acquire (mutex, timeout in ms, 0xFFFF =
+ * forever) and Release (mutex) as complete statements. */
+void aml_mutex(struct aml *a, const char *name, unsigned sync_level);
+void aml_acquire(struct aml *a, const char *mutex, uint16_t timeout_ms);
+void aml_release(struct aml *a, const char *mutex);
 /* Store (<source>, <destination>), ASL `destination = source` */
 void aml_store(struct aml *a);
 /* And (<operand>, <operand>, <target>) */

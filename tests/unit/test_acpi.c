@@ -1012,6 +1012,45 @@ static size_t ops_aml(uint8_t *b, size_t cap)
     return aml_finish(&a);
 }
 
+/* Mutex/Acquire/Release and a While loop, byte for byte as iasl emits them. */
+static void test_aml_loop_ops(void **state)
+{
+    (void)state;
+    uint8_t b[64];
+    struct aml a;
+    aml_init(&a, b, sizeof(b));
+    aml_mutex(&a, "LOCK", 0);
+    aml_method(&a, "M", 1, false);
+    aml_acquire(&a, "LOCK", 0xffff);
+    aml_while(&a);
+    aml_lless(&a);
+    aml_local(&a, 0);
+    aml_integer(&a, 4);
+    aml_if(&a);
+    aml_lequal(&a);
+    aml_arg(&a, 0);
+    aml_local(&a, 0);
+    aml_end(&a);
+    aml_end(&a);
+    aml_release(&a, "LOCK");
+    aml_end(&a);
+    size_t n = aml_finish(&a);
+    static const uint8_t want[] = {
+        0x5b, 0x01, 'L', 'O', 'C', 'K', 0x00,
+        0x14, 0x1f, 'M', '_', '_', '_', 0x01,
+        0x5b, 0x23, 'L', 'O', 'C', 'K', 0xff, 0xff,
+        0xa2, 0x0a, 0x95, 0x60, 0x0a, 0x04,
+        0xa0, 0x04, 0x93, 0x68, 0x60,
+        0x5b, 0x27, 'L', 'O', 'C', 'K',
+    };
+    assert_int_equal(n, sizeof(want));
+    assert_memory_equal(b, want, sizeof(want));
+    /* A sync level above 15 does not exist. */
+    aml_init(&a, b, sizeof(b));
+    aml_mutex(&a, "LOCK", 16);
+    assert_int_equal(aml_finish(&a), 0);
+}
+
 static void test_aml_ops(void **state)
 {
     (void)state;
@@ -1739,6 +1778,7 @@ int main(void)
         cmocka_unit_test(test_aml_pkglength),
         cmocka_unit_test(test_aml_errors),
         cmocka_unit_test(test_aml_ops),
+        cmocka_unit_test(test_aml_loop_ops),
         cmocka_unit_test_teardown(test_iasl_dsdt, tmpdir_teardown),
         cmocka_unit_test_teardown(test_iasl_pci_encoder, tmpdir_teardown),
         cmocka_unit_test_teardown(test_iasl_aml_ops, tmpdir_teardown),
