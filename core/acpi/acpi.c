@@ -110,10 +110,10 @@ static int build_all(struct blob *b, const struct acpi_config *cfg)
     }
 
     avail = next_slot(b, &off);
-    len = avail ? acpi_build_madt(cfg->ncpus, b->buf + off, avail) : 0;
+    len = avail ? acpi_build_madt(acpi_possible_cpus(cfg), cfg->ncpus, b->buf + off, avail) : 0;
     if (commit(b, off, len, true) == SIZE_MAX) {
         log_error("acpi: the MADT for %u vCPUs does not fit in the %llu KiB ACPI window",
-                  cfg->ncpus, (unsigned long long)(LAYOUT_ACPI_SIZE >> 10));
+                  acpi_possible_cpus(cfg), (unsigned long long)(LAYOUT_ACPI_SIZE >> 10));
         return -1;
     }
 
@@ -142,8 +142,8 @@ uint64_t acpi_build(struct guest_mem *gm, const struct acpi_config *cfg)
 
     if (!gm || !cfg)
         return 0;
-    if (cfg->ncpus == 0) {
-        log_error("acpi: at least one vCPU is required");
+    if (cfg->ncpus == 0 || (cfg->max_cpus && cfg->max_cpus < cfg->ncpus)) {
+        log_error("acpi: at least one vCPU is required, and no more than max_cpus");
         return 0;
     }
     b.cap = LAYOUT_ACPI_SIZE;

@@ -21,7 +21,8 @@ bool acpi_hid_valid(const char *hid);
 struct pci_windows; /* pci/pci.h */
 
 struct acpi_config {
-    uint32_t ncpus;
+    uint32_t ncpus;               /* present at boot: vCPUs [0, ncpus) */
+    uint32_t max_cpus;            /* possible vCPUs, 0 = ncpus */
     uint16_t sleep_port;          /* FADT sleep control/status register */
     const struct acpi_legacy_dev *devs;
     unsigned ndevs;
@@ -50,7 +51,18 @@ struct acpi_config {
      * that notifies the slots PCIU and PCID name; the GED's _EVT calls it.
      */
     uint16_t pcihp_port;
+    /*
+     * The CPU hotplug registers (cpu_hotplug.h), 0 = none; needs the GED.
+     * When set, \_SB.CPUS (ACPI0010) holds a processor object Cxxx
+     * (ACPI0007, _UID = vCPU index, _STA, _MAT, _EJ0) per possible vCPU
+     * and the method CSCN that the GED's _EVT calls; the name CPUS is then
+     * taken.
+     */
+    uint16_t cpuhp_port;
 };
+
+/* max_cpus, or ncpus when max_cpus is 0. */
+uint32_t acpi_possible_cpus(const struct acpi_config *cfg);
 
 /*
  * Write all tables into guest memory at [LAYOUT_ACPI_START,
@@ -79,5 +91,7 @@ uint8_t acpi_ioapic_id(uint32_t ncpus);
 #define ACPI_GED_EVT_POWER_BUTTON 0x01u
 /* PCI slots changed: _EVT calls \_SB.PCI0.PCNT (pci/pci_hotplug.h). */
 #define ACPI_GED_EVT_PCI 0x02u
+/* vCPUs arrived or should leave: _EVT calls \_SB.CPUS.CSCN. */
+#define ACPI_GED_EVT_CPU 0x04u
 
 #endif

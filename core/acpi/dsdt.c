@@ -3,7 +3,8 @@
  * FADT sleep registers, one \_SB device per legacy platform device so
  * the guest binds drivers (8250_pnp, rtc_cmos) to the right ports and IRQs,
  * on machines with PCI the host bridge and the ECAM reservation, and the
- * Generic Event Device with the power button it raises.
+ * Generic Event Device with the power button it raises, and the objects
+ * of PCI and CPU hotplug.
  *
  * In a hardware-reduced machine Linux sets up no ISA IRQ mappings of its
  * own (there is no legacy PIC), so these _CRS IRQs are how COM1 and the RTC
@@ -14,6 +15,7 @@
 
 #include "acpi.h"
 #include "aml.h"
+#include "dsdt_cpus.h"
 #include "sdt.h"
 #include "../log.h"
 #include "../pci/pci.h"
@@ -337,6 +339,11 @@ static void emit_ged(struct aml *a, const struct acpi_config *cfg)
         aml_namepath(a, "^^" PCI_HOST_NAME ".PCNT");
         aml_end(a);
     }
+    if (cfg->cpuhp_port) {
+        emit_if_bits(a, 0, ACPI_GED_EVT_CPU);
+        aml_namepath(a, "^^" CPUS_NAME ".CSCN");
+        aml_end(a);
+    }
     aml_end(a);
     aml_end(a);
 }
@@ -403,6 +410,19 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
         log_error("acpi: PCI hotplug needs the PCI host and the GED");
         return 0;
     }
+    if (cfg->cpuhp_port) {
+        if (!cfg->ged_port || acpi_possible_cpus(cfg) > CPUS_MAX_OBJECTS) {
+            log_error("acpi: CPU hotplug needs the GED and at most %u vCPUs",
+                      CPUS_MAX_OBJECTS);
+            return 0;
+        }
+        for (unsigned i = 0; i < cfg->ndevs; i++)
+            if (same_name(cfg->devs[i].name, CPUS_NAME)) {
+                log_error("acpi: device name \"%s\" is taken by CPU hotplug",
+                          cfg->devs[i].name);
+                return 0;
+            }
+    }
 
     aml_init(&a, buf + SDT_HEADER_LEN, cap - SDT_HEADER_LEN);
 
@@ -426,6 +446,8 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
         emit_pci_host(&a, cfg->pci, cfg->pcihp_port);
         emit_pci_reserved(&a, cfg->pci, next_uid(cfg, "PNP0C02"));
     }
+    if (cfg->cpuhp_port)
+        acpi_emit_cpus(&a, cfg);
     if (cfg->ged_port) {
         emit_ged(&a, cfg);
         emit_power_button(&a, cfg);

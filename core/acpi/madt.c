@@ -1,6 +1,7 @@
 /*
- * MADT (ACPI 6.3, section 5.2.12): one enabled processor per vCPU with
- * APIC ID == vCPU index, the IOAPIC, and the LINT1 NMI wiring.
+ * MADT (ACPI 6.3, section 5.2.12): one processor per possible vCPU with
+ * APIC ID == vCPU index (the present ones enabled), the IOAPIC, and the
+ * LINT1 NMI wiring.
  *
  * Choices, each checked against Linux (arch/x86/kernel/acpi/boot.c) and
  * KVM's in-kernel irqchip:
@@ -40,6 +41,11 @@
 #define NMI_ALL_X2APIC 0xffffffffu
 #define NMI_LINT1 1u
 
+uint32_t acpi_possible_cpus(const struct acpi_config *cfg)
+{
+    return cfg->max_cpus ? cfg->max_cpus : cfg->ncpus;
+}
+
 uint8_t acpi_ioapic_id(uint32_t ncpus)
 {
     /*
@@ -67,12 +73,12 @@ size_t acpi_madt_size(uint32_t ncpus)
     return size > SIZE_MAX ? 0 : (size_t)size;
 }
 
-size_t acpi_build_madt(uint32_t ncpus, uint8_t *buf, size_t cap)
+size_t acpi_build_madt(uint32_t ncpus, uint32_t enabled, uint8_t *buf, size_t cap)
 {
     size_t size = acpi_madt_size(ncpus);
     uint8_t *p;
 
-    if (!buf || size == 0 || size > cap || size > UINT32_MAX)
+    if (!buf || size == 0 || size > cap || size > UINT32_MAX || enabled == 0 || enabled > ncpus)
         return 0;
     memset(buf, 0, size);
     sdt_header(buf, "APIC", (uint32_t)size, MADT_REVISION);
@@ -80,20 +86,26 @@ size_t acpi_build_madt(uint32_t ncpus, uint8_t *buf, size_t cap)
     put_le32(buf + MADT_OFF_FLAGS, 0);
     p = buf + MADT_HEADER_LEN;
 
-    /* vCPU 0 first: the boot processor must be the first entry. */
+    /*
+     * vCPU 0 first: the boot processor must be the first entry.  vCPUs
+     * that may be hot-plugged later are there too, not enabled but
+     * "online capable": Linux counts them as possible CPUs (the MADT is
+     * revision 5, so newer kernels require the flag for that).
+     */
     for (uint32_t i = 0; i < ncpus; i++) {
+        uint32_t flags = i < enabled ? MADT_LAPIC_ENABLED : MADT_LAPIC_ONLINE_CAPABLE;
         if (i < MADT_XAPIC_ID_LIMIT) {
             p[0] = MADT_TYPE_LAPIC;
             p[1] = MADT_LAPIC_LEN;
             p[2] = (uint8_t)i; /* ACPI processor UID */
             p[3] = (uint8_t)i; /* APIC ID */
-            put_le32(p + 4, MADT_LAPIC_ENABLED);
+            put_le32(p + 4, flags);
             p += MADT_LAPIC_LEN;
         } else {
             p[0] = MADT_TYPE_X2APIC;
             p[1] = MADT_X2APIC_LEN;
             put_le32(p + 4, i);                  /* x2APIC ID */
-            put_le32(p + 8, MADT_LAPIC_ENABLED); /* flags */
+            put_le32(p + 8, flags);
             put_le32(p + 12, i);                 /* ACPI processor UID */
             p += MADT_X2APIC_LEN;
         }

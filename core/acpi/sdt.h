@@ -72,6 +72,7 @@
 #define MADT_X2APIC_LEN 16u
 #define MADT_X2APIC_NMI_LEN 12u
 #define MADT_LAPIC_ENABLED 1u
+#define MADT_LAPIC_ONLINE_CAPABLE 2u
 /* xAPIC IDs stop at 254: 0xff is the broadcast ID. */
 #define MADT_XAPIC_ID_LIMIT 0xffu
 
@@ -115,7 +116,8 @@ void sdt_finish(uint8_t *t, size_t len);
  * cap or the input is invalid.
  */
 size_t acpi_build_fadt(uint64_t dsdt_addr, uint16_t sleep_port, uint8_t *buf, size_t cap);
-size_t acpi_build_madt(uint32_t ncpus, uint8_t *buf, size_t cap);
+/* ncpus possible vCPUs, [0, enabled) of them present at boot. */
+size_t acpi_build_madt(uint32_t ncpus, uint32_t enabled, uint8_t *buf, size_t cap);
 /* Exact MADT size for ncpus, or 0 if ncpus is 0. */
 size_t acpi_madt_size(uint32_t ncpus);
 /* One allocation: segment 0, buses 0..ecam_size/1 MiB - 1 at ecam_base. */

@@ -23,6 +23,7 @@
 #include "acpi/acpi.h"
 #include "acpi/aml.h"
 #include "acpi/sdt.h"
+#include "config_limits.h"
 #include "layout.h"
 #include "log.h"
 #include "memory.h"
@@ -61,14 +62,22 @@ static int ram_teardown(void **state)
     return 0;
 }
 
-static uint64_t build(struct vm_ram *m, uint32_t ncpus, uint16_t sleep_port)
+/* ncpus possible vCPUs, the first `present` of them present (0 = all). */
+static uint64_t build_cpus(struct vm_ram *m, uint32_t ncpus, uint32_t present,
+                           uint16_t sleep_port)
 {
-    struct acpi_config cfg = {.ncpus = ncpus,
+    struct acpi_config cfg = {.ncpus = present ? present : ncpus,
+                              .max_cpus = ncpus,
                               .sleep_port = sleep_port,
                               .devs = std_devs,
                               .ndevs = sizeof(std_devs) / sizeof(std_devs[0])};
     memset(m->ram, 0xaa, RAM_SIZE);
     return acpi_build(&m->gm, &cfg);
+}
+
+static uint64_t build(struct vm_ram *m, uint32_t ncpus, uint16_t sleep_port)
+{
+    return build_cpus(m, ncpus, 0, sleep_port);
 }
 
 static uint16_t le16(const uint8_t *p)
@@ -272,9 +281,15 @@ static void test_fadt(void **state)
 
 /* ---- MADT ------------------------------------------------------------------ */
 
-static void check_madt(struct vm_ram *m, uint32_t ncpus)
+/* Enabled, or (hot-pluggable later) online capable and not enabled. */
+static uint32_t want_flags(uint32_t id, uint32_t present)
 {
-    uint64_t rsdp = build(m, ncpus, SLEEP_PORT);
+    return id < present ? 1u : 2u;
+}
+
+static void check_madt(struct vm_ram *m, uint32_t ncpus, uint32_t present)
+{
+    uint64_t rsdp = build_cpus(m, ncpus, present, SLEEP_PORT);
     assert_int_equal(rsdp, LAYOUT_ACPI_START);
     uint32_t len;
     const uint8_t *t = find_table(&m->gm, rsdp, "APIC", &len);
@@ -303,7 +318,7 @@ static void check_madt(struct vm_ram *m, uint32_t ncpus)
             assert_true(e[2] < ncpus);
             assert_false(uid_seen[e[2]]);
             uid_seen[e[2]] = 1;
-            assert_int_equal(le32(e + 4) & 1, 1);
+            assert_int_equal(le32(e + 4), want_flags(e[3], present));
             if (first)
                 assert_int_equal(e[3], 0); /* the BSP comes first */
             n_lapic++;
@@ -316,7 +331,7 @@ static void check_madt(struct vm_ram *m, uint32_t ncpus)
             assert_true(le32(e + 12) < ncpus);
             assert_false(uid_seen[le32(e + 12)]);
             uid_seen[le32(e + 12)] = 1;
-            assert_int_equal(le32(e + 8) & 1, 1);
+            assert_int_equal(le32(e + 8), want_flags(le32(e + 4), present));
             n_x2apic++;
             break;
         case 1: /* IOAPIC */
@@ -365,7 +380,14 @@ static void test_madt(void **state)
 {
     static const uint32_t counts[] = {1, 2, 8, 254, 255, 256, 300, 1024, 4096};
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
-        check_madt(*state, counts[i]);
+        check_madt(*state, counts[i], counts[i]);
+    /* Hot-pluggable vCPUs: listed, not enabled, on both sides of 255. */
+    check_madt(*state, 4, 2);
+    check_madt(*state, 8, 1);
+    check_madt(*state, 300, 254);
+    check_madt(*state, 300, 256);
+    /* More present than possible: refused. */
+    assert_int_equal(build_cpus(*state, 2, 3, SLEEP_PORT), 0);
 }
 
 /* ---- failures ---------------------------------------------------------------- */
@@ -1698,6 +1720,106 @@ static void test_iasl_pci_hotplug(void **state)
     iasl_rebuilds(d, dsdt, len);
 }
 
+static struct acpi_config cpuhp_config(uint32_t present, uint32_t max)
+{
+    return (struct acpi_config){.ncpus = present,
+                                .max_cpus = max,
+                                .sleep_port = SLEEP_PORT,
+                                .devs = std_devs,
+                                .ndevs = sizeof(std_devs) / sizeof(std_devs[0]),
+                                .ged_port = LAYOUT_PORT_ACPI_GED,
+                                .ged_gsi = LAYOUT_GED_IRQ,
+                                .cpuhp_port = LAYOUT_PORT_CPU_HOTPLUG};
+}
+
+/* The CPU hotplug objects through iasl and back, and what they say. */
+static void test_iasl_cpu_hotplug(void **state)
+{
+    (void)state;
+    if (!have_iasl()) {
+        print_message("iasl not installed (apt-get install acpica-tools): skipping\n");
+        skip();
+    }
+    struct acpi_config cfg = cpuhp_config(2, 4);
+    static uint8_t dsdt[16384];
+    size_t len = acpi_build_dsdt(&cfg, dsdt, sizeof(dsdt));
+    assert_true(len > 0);
+    /* Without the GED nothing would call CSCN: refused. */
+    struct acpi_config no_ged = cfg;
+    no_ged.ged_port = 0;
+    no_ged.ged_gsi = 0;
+    assert_int_equal(acpi_build_dsdt(&no_ged, dsdt + 8192, 8192), 0);
+
+    struct tmpdir *d = tmpdir_make();
+    char *dsl = iasl_dsl(d, dsdt, len);
+    static const char *const want[] = {
+        "Device (CPUS)",
+        "Name (_HID, \"ACPI0010\"",
+        "Name (_CID, EisaId (\"PNP0A05\")",
+        "OperationRegion (PRSD, SystemIO, 0x0610, 0x08)",
+        "Field (PRSD, DWordAcc, NoLock, WriteAsZeros)",
+        "CSEL,   32",
+        "CNXT,   32",
+        "OperationRegion (PRSB, SystemIO, 0x0618, One)",
+        "Field (PRSB, ByteAcc, NoLock, WriteAsZeros)",
+        "CPEN,   1",
+        "CINS,   1",
+        "CRMV,   1",
+        "CEJ0,   1",
+        "Mutex (CPLK, 0x00)",
+        "Method (CSTA, 1, NotSerialized)",
+        "Acquire (CPLK, 0xFFFF)",
+        "CSEL = Arg0",
+        "If (CPEN)",
+        "Local0 = 0x0F",
+        "Release (CPLK)",
+        "Method (CEJT, 1, NotSerialized)",
+        "CEJ0 = One",
+        "Method (CTFY, 2, NotSerialized)",
+        "If ((Arg0 == 0x03))",
+        "Notify (C003, Arg1)",
+        "Method (CSCN, 0, NotSerialized)",
+        "Local0 = CNXT",
+        "While ((Local0 < 0x04))",
+        "CSEL = Local0",
+        "CTFY (Local0, One)",
+        "CINS = One",
+        "CTFY (Local0, 0x03)",
+        "CRMV = One",
+        "Device (C000)",
+        "Name (_HID, \"ACPI0007\"",
+        "Return (CSTA (Zero))",
+        "Name (_MAT, Buffer (0x08)",
+        "0x00, 0x08, 0x03, 0x03, 0x01, 0x00, 0x00, 0x00",
+        "Device (C003)",
+        "Method (_EJ0, 1, NotSerialized)",
+        "CEJT (0x03)",
+        "^^CPUS.CSCN ()",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_has(dsl, want[i], "dsdt.dsl");
+    assert_null(strstr(dsl, "Device (C004)"));
+    assert_null(strstr(dsl, "CEJT (Zero)")); /* the boot vCPU has no _EJ0 */
+    free(dsl);
+    iasl_rebuilds(d, dsdt, len);
+}
+
+/* The largest --cpus max still fits in the ACPI window; beyond the names, refused. */
+static void test_cpu_hotplug_sizes(void **state)
+{
+    struct vm_ram *m = *state;
+    struct acpi_config cfg = cpuhp_config(1, CLI_MAX_VCPUS);
+    memset(m->ram, 0xaa, RAM_SIZE);
+    assert_int_equal(acpi_build(&m->gm, &cfg), LAYOUT_ACPI_START);
+    static uint8_t big[1 << 20];
+    print_message("DSDT for %u possible vCPUs: %zu bytes\n", CLI_MAX_VCPUS,
+                  acpi_build_dsdt(&cfg, big, sizeof(big)));
+    cfg = cpuhp_config(1, 0x1001);
+    assert_int_equal(acpi_build_dsdt(&cfg, big, sizeof(big)), 0);
+    cfg = cpuhp_config(1, 0x1000);
+    assert_true(acpi_build_dsdt(&cfg, big, sizeof(big)) > 0);
+}
+
 static void test_iasl_pci(void **state)
 {
     struct vm_ram *m = *state;
@@ -1788,6 +1910,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pci_failures, ram_setup, ram_teardown),
         cmocka_unit_test_setup_teardown(test_iasl_pci, ram_setup, ram_tmpdir_teardown),
         cmocka_unit_test_teardown(test_iasl_pci_hotplug, tmpdir_teardown),
+        cmocka_unit_test_teardown(test_iasl_cpu_hotplug, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_cpu_hotplug_sizes, ram_setup, ram_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,15 @@
+/* The DSDT's processor objects and CPU hotplug methods (dsdt.c calls it). */
+#ifndef NIMBUS_ACPI_DSDT_CPUS_H
+#define NIMBUS_ACPI_DSDT_CPUS_H
+
+#include "acpi.h"
+#include "aml.h"
+
+#define CPUS_NAME "CPUS"
+/* Device names Cxxx: three hex digits. */
+#define CPUS_MAX_OBJECTS 0x1000u
+
+/* \_SB.CPUS and its processor objects, inside the open \_SB scope. */
+void acpi_emit_cpus(struct aml *a, const struct acpi_config *cfg);
+
+#endif
