@@ -351,6 +351,28 @@ int vm_pause(struct vm *vm)
     return 0;
 }
 
+int vm_hold(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    int running = vm->state == VM_RUNNING;
+    pthread_mutex_unlock(&vm->lock);
+    return running && vm_pause(vm) == 0;
+}
+
+int vm_exiting(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    int r = vm->exit_reason != VM_EXIT_NONE;
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+void vm_unhold(struct vm *vm, int held)
+{
+    if (held)
+        vm_resume(vm);
+}
+
 int vm_resume(struct vm *vm)
 {
     pthread_mutex_lock(&vm->lock);

@@ -81,6 +81,13 @@ int vm_boot(struct vm *vm, char *err, size_t errlen);
 /* RUNNING <-> PAUSED; every vCPU is out of KVM_RUN when pause returns. */
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
+/* Pause a running VM for a change of its machine (control thread); 1 when
+ * this call paused it, for vm_unhold. */
+int vm_hold(struct vm *vm);
+void vm_unhold(struct vm *vm, int held);
+/* An exit was requested: vm_pause then returns without waiting for every
+ * vCPU to park, so one may still be inside a device's handler. */
+int vm_exiting(struct vm *vm);
 /* Record why the VM ends (first reason wins) and wake vm_wait.  Any thread. */
 void vm_request_exit(struct vm *vm, enum vm_exit why, int signo);
 /* Wake the VMM's control loop through exit_efd.  Any thread; never blocks. */

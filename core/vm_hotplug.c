@@ -41,31 +41,6 @@ void vm_hotplug_destroy(struct vm *vm)
     vm->pcihp = NULL;
 }
 
-/* Pause a running VM for a change of its devices; 1 when this call paused it. */
-static int hold(struct vm *vm)
-{
-    pthread_mutex_lock(&vm->lock);
-    int running = vm->state == VM_RUNNING;
-    pthread_mutex_unlock(&vm->lock);
-    return running && vm_pause(vm) == 0;
-}
-
-/* An exit was requested: vm_pause then returns without waiting for every
- * vCPU to park, so one may still be inside a device's handler. */
-static int exiting(struct vm *vm)
-{
-    pthread_mutex_lock(&vm->lock);
-    int r = vm->exit_reason != VM_EXIT_NONE;
-    pthread_mutex_unlock(&vm->lock);
-    return r;
-}
-
-static void release(struct vm *vm, int held)
-{
-    if (held)
-        vm_resume(vm);
-}
-
 /* Build one device with the vCPUs held, then announce its slot. */
 static int plug(struct vm *vm, int (*build)(struct vm *vm, void *cfg, char *err, size_t errlen),
                 void *cfg, const char *id, uint32_t *slot, char *err, size_t errlen)
@@ -74,9 +49,9 @@ static int plug(struct vm *vm, int (*build)(struct vm *vm, void *cfg, char *err,
         snprintf(err, errlen, "this machine has no PCI hotplug");
         return -ENOTSUP;
     }
-    int held = hold(vm);
-    if (exiting(vm)) {
-        release(vm, held);
+    int held = vm_hold(vm);
+    if (vm_exiting(vm)) {
+        vm_unhold(vm, held);
         snprintf(err, errlen, "the VM is stopping");
         return -EBUSY;
     }
@@ -88,7 +63,7 @@ static int plug(struct vm *vm, int (*build)(struct vm *vm, void *cfg, char *err,
     }
     if (r == 0)
         *slot = virtio_pci_slot(vm->devices->virtio);
-    release(vm, held);
+    vm_unhold(vm, held);
     if (r < 0)
         return -EINVAL;
     pcihp_plugged(vm->pcihp, *slot);
@@ -140,7 +115,7 @@ void vm_hotplug_ejected(struct vm *vm, void (*gone)(void *ctx, const char *id), 
     uint32_t slots = pcihp_take_ejected(vm->pcihp);
     if (!slots)
         return;
-    int held = hold(vm);
+    int held = vm_hold(vm);
     for (struct device **pp = &vm->devices; *pp;) {
         struct device *d = *pp;
         if (!d->virtio || !(slots & (1u << virtio_pci_slot(d->virtio)))) {
@@ -153,12 +128,12 @@ void vm_hotplug_ejected(struct vm *vm, void (*gone)(void *ctx, const char *id), 
             gone(ctx, d->id);
         /* Stopping: it leaves the config, and vm_destroy frees it with the
          * rest once every vCPU has been joined. */
-        if (exiting(vm)) {
+        if (vm_exiting(vm)) {
             pp = &d->next;
             continue;
         }
         *pp = d->next;
         device_destroy(d);
     }
-    release(vm, held);
+    vm_unhold(vm, held);
 }
