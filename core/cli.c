@@ -290,10 +290,6 @@ static enum cli_result opt_cpus(struct cli_state *st, const char *ctx, const cha
         fail(st, ctx, "max (%u) must not be less than boot (%u) in '%s'", max, boot, val);
         goto out;
     }
-    if (max > boot) {
-        fail(st, ctx, "CPU hotplug (max > boot) is not supported yet: '%s'", val);
-        goto out;
-    }
     const struct cli_opt *topo = cli_opts_find(&o, "topology");
     if (topo) {
         uint32_t t[4];
@@ -990,8 +986,8 @@ static void print_help(FILE *out)
 "          Kernel command line (at most %llu bytes).\n"
 "      --cpus boot=<boot_vcpus>,max=<max_vcpus>,topology=<threads_per_core>:"
 "<cores_per_die>:<dies_per_package>:<packages>,max_phys_bits=<bits>\n"
-"          vCPUs: boot 1-%u; max defaults to boot (CPU hotplug, max > boot, is\n"
-"          not supported yet); the topology product must equal max;\n"
+"          vCPUs: boot 1-%u; max (default: boot) is how many vm.resize may\n"
+"          bring through ACPI CPU hotplug; the topology product must equal max;\n"
 "          max_phys_bits %u-%u. [default: boot=1,max_phys_bits=46]\n"
 "      --memory size=<guest_memory_size>,shared=on|off,hugepages=on|off,"
 "prefault=on|off,mergeable=on|off,thp=on|off\n"

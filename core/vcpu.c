@@ -229,8 +229,10 @@ static void *vcpu_thread(void *arg)
 
     int first = 1;
     while (!vm_should_stop(vm)) {
+        if (__atomic_load_n(&v->unplug, __ATOMIC_SEQ_CST))
+            break;
         if (__atomic_exchange_n(&v->kicked, 0, __ATOMIC_SEQ_CST)) {
-            vm_vcpu_park(vm);
+            vm_vcpu_park(vm, v);
             continue;
         }
         if (first && v->index == 0) {
@@ -309,6 +311,9 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *v)
 {
+    v->unplug = 0;
+    v->kicked = 1;
+    v->run->immediate_exit = 0;
     int r = pthread_create(&v->thread, NULL, vcpu_thread, v);
     if (r)
         return -r;

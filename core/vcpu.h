@@ -21,6 +21,7 @@ struct vcpu {
     pthread_t thread;
     int started;
     int kicked; /* a pause request; atomic: set by other threads */
+    int unplug; /* the thread must end (hot-unplug); set under vm->lock */
 };
 
 /* Create the vCPU fd, map kvm_run, set CPUID, MSRs, FPU and LAPIC. */
@@ -28,6 +29,8 @@ int vcpu_create(struct vm *vm, struct vcpu *v, uint32_t index, char *err, size_t
 /* Registers for the boot vCPU (APs wait for INIT/SIPI in the kernel LAPIC). */
 int vcpu_set_boot_state(struct vcpu *v, const struct boot_result *res, char *err,
                         size_t errlen);
+/* Start (or, after a hot-unplug, restart) the thread; it parks first if
+ * the VM is paused. */
 int vcpu_start(struct vcpu *v);
 /* Make the vCPU leave KVM_RUN promptly (any thread). */
 void vcpu_kick(struct vcpu *v);

@@ -150,9 +150,9 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
     }
     if (kvm_open(&vm->kvm, "/dev/kvm", err, errlen) < 0)
         return -1;
-    if (cfg->cpus.boot > vm->kvm.max_vcpus) {
-        snprintf(err, errlen, "--cpus: boot=%u exceeds what KVM allows here (%u)",
-                 cfg->cpus.boot, vm->kvm.max_vcpus);
+    if (cfg->cpus.max > vm->kvm.max_vcpus) {
+        snprintf(err, errlen, "--cpus: max=%u exceeds what KVM allows here (%u)",
+                 cfg->cpus.max, vm->kvm.max_vcpus);
         return -1;
     }
     int r = gm_map(&vm->mem, &cfg->memory);
@@ -229,10 +229,12 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
     vm->ged = ged_create(&vm->pio, LAYOUT_PORT_ACPI_GED, LAYOUT_GED_IRQ, env_irq, vm, err, errlen);
     if (!vm->ged)
         return -1;
-    if (vm_hotplug_init(vm, err, errlen) < 0)
+    if (vm_hotplug_init(vm, err, errlen) < 0 || vm_cpus_init(vm, err, errlen) < 0)
         return -1;
 
     struct acpi_config acfg = {.ncpus = cfg->cpus.boot,
+                               .max_cpus = cfg->cpus.max,
+                               .cpuhp_port = vm->cpuhp ? LAYOUT_PORT_CPU_HOTPLUG : 0,
                                .sleep_port = LAYOUT_PORT_ACPI_SLEEP,
                                .ged_port = LAYOUT_PORT_ACPI_GED,
                                .ged_gsi = LAYOUT_GED_IRQ,
@@ -276,7 +278,8 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
     log_info("kernel loaded: %s entry at 0x%llx",
              bres.kind == BOOT_ENTRY_PVH ? "PVH" : "64-bit", (unsigned long long)bres.entry);
 
-    vm->vcpus = calloc(cfg->cpus.boot, sizeof(*vm->vcpus));
+    /* Room for every possible vCPU: hot-plugged ones are created later. */
+    vm->vcpus = calloc(cfg->cpus.max, sizeof(*vm->vcpus));
     if (!vm->vcpus) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -322,13 +325,13 @@ int vm_should_stop(struct vm *vm)
     return stop;
 }
 
-void vm_vcpu_park(struct vm *vm)
+void vm_vcpu_park(struct vm *vm, struct vcpu *v)
 {
     pthread_mutex_lock(&vm->lock);
     if (vm->state == VM_PAUSED) {
         vm->vcpus_paused++;
         pthread_cond_broadcast(&vm->cond);
-        while (vm->state == VM_PAUSED && vm->exit_reason == VM_EXIT_NONE)
+        while (vm->state == VM_PAUSED && vm->exit_reason == VM_EXIT_NONE && !v->unplug)
             pthread_cond_wait(&vm->cond, &vm->lock);
         vm->vcpus_paused--;
     }
@@ -342,10 +345,14 @@ int vm_pause(struct vm *vm)
     pthread_mutex_unlock(&vm->lock);
     if (r < 0)
         return r;
-    for (uint32_t i = 0; i < vm->nvcpus; i++)
+    /* Only vCPUs with a thread: hot-unplugged ones have none. */
+    uint32_t active = 0;
+    for (uint32_t i = 0; i < vm->nvcpus; i++) {
+        active += vm->vcpus[i].started != 0;
         vcpu_kick(&vm->vcpus[i]);
+    }
     pthread_mutex_lock(&vm->lock);
-    while (vm->vcpus_paused < vm->nvcpus && vm->exit_reason == VM_EXIT_NONE)
+    while (vm->vcpus_paused < active && vm->exit_reason == VM_EXIT_NONE)
         pthread_cond_wait(&vm->cond, &vm->lock);
     pthread_mutex_unlock(&vm->lock);
     return 0;
@@ -441,6 +448,7 @@ void vm_destroy(struct vm *vm)
     ged_destroy(vm->ged);
     vm->ged = NULL;
     vm_hotplug_destroy(vm);
+    vm_cpus_destroy(vm);
     for (uint32_t i = 0; i < vm->nvcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);

@@ -36,6 +36,7 @@ struct vcpu;
 struct msi_kvm;
 struct ged;
 struct pcihp;
+struct cpuhp;
 
 struct vm {
     struct vm_config *cfg;
@@ -53,9 +54,12 @@ struct vm {
     struct msi_kvm *msi;          /* MSI-X routes (irqfd per vector) */
     struct ged *ged;              /* ACPI Generic Event Device (power button, hotplug) */
     struct pcihp *pcihp;          /* ACPI PCI hotplug registers (vm_hotplug.c) */
+    struct cpuhp *cpuhp;          /* ACPI CPU hotplug registers (vm_cpus.c), or NULL */
     struct cpu_topology topo;
-    struct vcpu *vcpus;
-    uint32_t nvcpus;
+    struct vcpu *vcpus;           /* cfg->cpus.max entries */
+    uint32_t nvcpus;              /* [0, nvcpus) have a KVM vCPU; those with a
+                                   * thread (`started`) run, the others were
+                                   * unplugged (KVM cannot destroy a vCPU) */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -134,6 +138,23 @@ int vm_unplug_request(struct vm *vm, const char *id);
 /* Free the devices the guest ejected; gone(ctx, id) for each, before it is
  * freed (while the VM is stopping, vm_destroy frees them later). */
 void vm_hotplug_ejected(struct vm *vm, void (*gone)(void *ctx, const char *id), void *ctx);
+/*
+ * vm_cpus.c: vCPUs joining and leaving a running VM through ACPI CPU
+ * hotplug (cpu_hotplug.h, the GED).  Control thread only.
+ */
+int vm_cpus_init(struct vm *vm, char *err, size_t errlen);
+void vm_cpus_destroy(struct vm *vm);
+/* vCPUs present as the guest sees them. */
+uint32_t vm_vcpus_present(struct vm *vm);
+/*
+ * Bring the present vCPUs to `desired`: new ones are started and
+ * announced; for fewer, the guest is asked to eject the highest ones and
+ * they stop when it has.  -EINVAL (out of range), -EBUSY (a removal is
+ * still pending, or the VM is stopping), -ENOTSUP (no CPU hotplug).
+ */
+int vm_resize_vcpus(struct vm *vm, uint32_t desired, char *err, size_t errlen);
+/* Stop the vCPUs the guest ejected; returns how many. */
+uint32_t vm_cpus_ejected(struct vm *vm);
 /* vm_bootdisk.c: fill breq from the boot-disk reader (no --kernel/--firmware). */
 struct bootdisk_payload;
 struct boot_request;
@@ -143,7 +164,8 @@ void vm_pci_destroy(struct vm *vm);
 
 /* For vCPU threads. */
 int vm_should_stop(struct vm *vm);
-/* Called by a vCPU thread when it sees a pause request; blocks until resumed/stopped. */
-void vm_vcpu_park(struct vm *vm);
+/* Called by a vCPU thread when it sees a pause request; blocks until
+ * resumed, stopped or unplugged. */
+void vm_vcpu_park(struct vm *vm, struct vcpu *v);
 
 #endif

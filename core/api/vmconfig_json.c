@@ -113,11 +113,6 @@ static int read_cpus(struct jr *r, const cJSON *root, struct cpus_config *cpus)
     if (max < boot)
         return jr_fail(r, "cpus", "max_vcpus", "(%u) must not be less than boot_vcpus (%u)",
                        max, boot);
-    /* Kata always asks for more vCPUs than it boots, to hot-plug later;
-     * the guest starts with boot_vcpus and cannot grow yet. */
-    if (max > boot)
-        log_warn("vm.create: cpus.max_vcpus=%u > boot_vcpus=%u: vCPUs above boot_vcpus "
-                 "cannot be hot-plugged yet", max, boot);
     if (naff)
         log_warn("vm.create: 'cpus.affinity' is not supported yet and is ignored");
     cpus->boot = boot;

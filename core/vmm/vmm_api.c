@@ -17,6 +17,7 @@
 
 #include "api/api_routes.h"
 #include "api/vmconfig_json.h"
+#include "config_limits.h"
 #include "device.h"
 #include "event_monitor.h"
 #include "log.h"
@@ -457,8 +458,89 @@ static void device_gone(void *ctx, const char *id)
 
 void vmm_hotplug_ejected(struct vmm *v)
 {
-    if (v->vm && v->cfg)
-        vm_hotplug_ejected(v->vm, device_gone, v);
+    if (!v->vm || !v->cfg)
+        return;
+    vm_hotplug_ejected(v->vm, device_gone, v);
+    /* A reboot keeps the vCPUs the guest has, whoever asked for the eject. */
+    if (v->vm->cpuhp && vm_cpus_ejected(v->vm))
+        v->cfg->cpus.boot = vm_vcpus_present(v->vm);
+}
+
+/* A JSON integer 0..max, or absent (*given = 0); -1 for anything else. */
+static int body_uint(const cJSON *root, const char *key, double max, uint64_t *out, int *given)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    *given = j != NULL && !cJSON_IsNull(j);
+    if (!*given)
+        return 0;
+    if (!cJSON_IsNumber(j) || j->valuedouble < 0 || j->valuedouble > max ||
+        j->valuedouble != (double)(uint64_t)j->valuedouble)
+        return -1;
+    *out = (uint64_t)j->valuedouble;
+    return 0;
+}
+
+/*
+ * vm.resize: desired_vcpus through ACPI CPU hotplug (204 at once; a
+ * removal ends when the guest ejects the CPUs, and until then another
+ * resize gets 429, which Kata retries).  Memory and balloon resizing are
+ * not implemented: a size other than the current one is refused before
+ * anything changes.
+ */
+static void h_resize(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST_ANY, "resizing VM"))
+        return;
+    cJSON *root = cJSON_ParseWithLength(r->body ? r->body : "", r->body_len);
+    uint64_t vcpus = 0, ram = 0, balloon = 0;
+    int has_vcpus, has_ram, has_balloon;
+    if (!cJSON_IsObject(root) ||
+        body_uint(root, "desired_vcpus", CLI_MAX_VCPUS, &vcpus, &has_vcpus) < 0 ||
+        body_uint(root, "desired_ram", 9007199254740992.0, &ram, &has_ram) < 0 ||
+        body_uint(root, "desired_balloon", 9007199254740992.0, &balloon, &has_balloon) < 0) {
+        cJSON_Delete(root);
+        reply_error(r, 400,
+                    "Error parsing VmResizeData: expected {\"desired_vcpus\": 1..%u, "
+                    "\"desired_ram\": bytes, \"desired_balloon\": bytes}",
+                    CLI_MAX_VCPUS);
+        return;
+    }
+    cJSON_Delete(root);
+    if ((has_ram && ram != v->cfg->memory.size) || (has_balloon && balloon != 0)) {
+        reply_error(r, 501, "Error resizing VM: %s is not implemented by nimbus yet",
+                    has_ram && ram != v->cfg->memory.size ? "memory hotplug (desired_ram)"
+                                                           : "a balloon (desired_balloon)");
+        return;
+    }
+    if (!has_vcpus) {
+        reply_empty(r);
+        return;
+    }
+    struct vm_config *cfg = v->cfg;
+    if (vcpus == 0 || vcpus > cfg->cpus.max) {
+        reply_error(r, 400, "Error resizing VM: desired_vcpus=%llu is outside 1..max_vcpus (%u)",
+                    (unsigned long long)vcpus, cfg->cpus.max);
+        return;
+    }
+    if (v->state != VMM_RUNNING && v->state != VMM_PAUSED) {
+        cfg->cpus.boot = (uint32_t)vcpus;
+        reply_empty(r);
+        return;
+    }
+    char err[512];
+    event_emit("vm", "resizing", NULL);
+    int e = vm_resize_vcpus(v->vm, (uint32_t)vcpus, err, sizeof(err));
+    if (e == -EBUSY) {
+        reply_error(r, 429, "Error resizing VM: Too Many Requests: %s", err);
+        return;
+    }
+    if (e < 0) {
+        reply_error(r, e == -EINVAL || e == -ENOTSUP ? 400 : 500, "Error resizing VM: %s", err);
+        return;
+    }
+    cfg->cpus.boot = (uint32_t)vcpus;
+    event_emit("vm", "resized", NULL);
+    reply_empty(r);
 }
 
 /*
@@ -516,6 +598,7 @@ static const struct api_route routes[] = {
     {"vm.add-net", "PUT", API_BODY_REQUIRED, h_add_net},
     {"vm.add-disk", "PUT", API_BODY_REQUIRED, h_add_disk},
     {"vm.remove-device", "PUT", API_BODY_REQUIRED, h_remove_device},
+    {"vm.resize", "PUT", API_BODY_REQUIRED, h_resize},
     /* Cloud Hypervisor endpoints still to come: 501. */
     {"vm.add-device", "PUT", API_BODY_ANY, NULL},
     {"vm.add-fs", "PUT", API_BODY_ANY, NULL},
@@ -524,7 +607,6 @@ static const struct api_route routes[] = {
     {"vm.add-user-device", "PUT", API_BODY_ANY, NULL},
     {"vm.add-vdpa", "PUT", API_BODY_ANY, NULL},
     {"vm.add-vsock", "PUT", API_BODY_ANY, NULL},
-    {"vm.resize", "PUT", API_BODY_ANY, NULL},
     {"vm.resize-disk", "PUT", API_BODY_ANY, NULL},
     {"vm.resize-zone", "PUT", API_BODY_ANY, NULL},
     {"vm.snapshot", "PUT", API_BODY_ANY, NULL},

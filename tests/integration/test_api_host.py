@@ -144,6 +144,28 @@ def test_add_disk_and_remove_device_before_boot(server, payload):
     assert len(server.get("vm.info").json["config"]["disks"]) == 2
 
 
+def test_resize_before_boot(server, payload):
+    """Before boot vm.resize sets boot_vcpus (Kata sizes a VM it has not
+    booted yet); out of range, malformed or a memory size: refused, config
+    unchanged."""
+    body = fill("kata_go_vm_create.json", **payload)
+    body["cpus"].update(boot_vcpus=1, max_vcpus=4)
+    body["cpus"]["topology"]["cores_per_die"] = 4
+    assert server.put("vm.create", body).status == 204
+    assert server.put("vm.resize", {"desired_vcpus": 3}).status == 204
+    cpus = server.get("vm.info").json["config"]["cpus"]
+    assert (cpus["boot_vcpus"], cpus["max_vcpus"]) == (3, 4), cpus
+    for bad, status in (({"desired_vcpus": 5}, 400), ({"desired_vcpus": 0}, 400),
+                        ({"desired_vcpus": -1}, 400), ({"desired_vcpus": "2"}, 400),
+                        ({"desired_ram": 1 << 40}, 501), ({"desired_balloon": 1}, 501)):
+        r = server.put("vm.resize", bad)
+        assert r.status == status, (bad, r.status, r.body)
+    # nimbus-remote's body: the sizes it was not given are null.
+    assert server.put("vm.resize", {"desired_vcpus": 2, "desired_ram": None,
+                                    "desired_balloon": None}).status == 204
+    assert server.get("vm.info").json["config"]["cpus"]["boot_vcpus"] == 2
+
+
 def test_unknown_fields_are_ignored(server, payload):
     body = fill("kata_go_vm_create.json", **payload)
     body["x_future_field"] = 1
@@ -229,7 +251,7 @@ def test_add_net_fd_that_is_not_a_tap(server, payload):
     ("PUT", "vm.power-button", None, 404),
     ("GET", "vm.counters", None, 404),
     ("PUT", "vm.snapshot", {"destination_url": "file:///tmp/x"}, 501),  # not yet
-    ("PUT", "vm.resize", {"desired_vcpus": 2}, 501),
+    ("PUT", "vm.resize", {"desired_vcpus": 2}, 404),  # before vm.create
 ])
 def test_errors_keep_the_connection(server, method, endpoint, body, status):
     with capi.connect(server.path) as s:

@@ -35,11 +35,8 @@ NO_CONTENT = b"HTTP/1.1 204 \r\nServer: Cloud Hypervisor API\r\nConnection: keep
 
 
 def remote_bin() -> Path:
-    """$NIMBUS_REMOTE_BIN, else nimbus-remote next to the nimbus binary."""
-    env = os.environ.get("NIMBUS_REMOTE_BIN")
-    path = Path(env) if env else paths.nimbus_bin().parent / "nimbus-remote"
-    if not path.is_absolute():
-        path = paths.REPO_ROOT / path
+    """paths.nimbus_remote_bin(), which must have been built."""
+    path = paths.nimbus_remote_bin()
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(f"nimbus-remote binary {path} is missing: build it (ninja -C build) "
                     "or set NIMBUS_REMOTE_BIN", pytrace=False)

@@ -205,6 +205,14 @@ static void test_cpus(void **state)
     assert_int_equal(r.cfg.cpus.topology_set, 0);
     done(&r);
 
+    /* vCPUs above boot come later through vm.resize (CPU hotplug). */
+    RUN(&r, "--kernel", "@K", "--cpus", "boot=2,max=4");
+    expect_ok(&r);
+    assert_int_equal(r.cfg.cpus.boot, 2);
+    assert_int_equal(r.cfg.cpus.max, 4);
+    assert_int_equal(r.cfg.cpus.cores_per_die, 4);
+    done(&r);
+
     RUN(&r, "--kernel", "@K", "--cpus=boot=8,max=8,topology=2:2:1:2,max_phys_bits=40");
     expect_ok(&r);
     assert_int_equal(r.cfg.cpus.boot, 8);
@@ -861,9 +869,6 @@ static const struct err_case err_cases[] = {
     { { "--kernel", "@K", "--cpus", "boot=99999999999999999999" }, "got '99999999999999999999'" },
     { { "--kernel", "@K", "--cpus", "boot=2,max=1" },
       "--cpus: max (1) must not be less than boot (2)" },
-    { { "--kernel", "@K", "--cpus", "boot=2,max=4" },
-      "--cpus: CPU hotplug (max > boot) is not supported yet" },
-    { { "--kernel", "@K", "--cpus", "max=2" }, "CPU hotplug (max > boot) is not supported yet" },
     { { "--kernel", "@K", "--cpus", "boot=4,topology=2:2:2:1" },
       "--cpus: topology '2:2:2:1' describes 8 vCPUs but max is 4" },
     { { "--kernel", "@K", "--cpus", "topology=1:1:1" }, "--cpus: bad topology '1:1:1'" },

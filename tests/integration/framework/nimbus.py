@@ -1,7 +1,7 @@
 """nimbus command lines (Cloud Hypervisor's CLI shape)."""
 
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 from .paths import guest_cmdline
 
@@ -12,15 +12,16 @@ DEFAULT_CMDLINE = guest_cmdline()
 
 
 def nimbus_argv(binary: Path, kernel: Path, initramfs: Optional[Path] = None,
-                cmdline: str = DEFAULT_CMDLINE, cpus: int = 2, memory: str = "1G",
-                serial: str = "tty", console: str = "off",
+                cmdline: str = DEFAULT_CMDLINE, cpus: Union[int, str] = 2,
+                memory: str = "1G", serial: str = "tty", console: str = "off",
                 extra: Sequence[str] = ()) -> List[str]:
-    """argv for booting `kernel` with the guest console on nimbus' stdio."""
+    """argv for booting `kernel` with the guest console on nimbus' stdio.
+    `cpus` is a boot count or a whole --cpus value ("boot=2,max=4")."""
     argv = [str(binary), "--kernel", str(kernel)]
     if initramfs is not None:
         argv += ["--initramfs", str(initramfs)]
     argv += ["--cmdline", cmdline,
-             "--cpus", f"boot={cpus}",
+             "--cpus", cpus if isinstance(cpus, str) else f"boot={cpus}",
              "--memory", f"size={memory}",
              "--serial", serial,
              "--console", console]

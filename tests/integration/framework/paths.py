@@ -17,6 +17,13 @@ def nimbus_bin() -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
+def nimbus_remote_bin() -> Path:
+    """$NIMBUS_REMOTE_BIN, else nimbus-remote next to the nimbus binary."""
+    env = os.environ.get("NIMBUS_REMOTE_BIN")
+    path = Path(env) if env else nimbus_bin().parent / "nimbus-remote"
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
 @dataclass(frozen=True)
 class Assets:
     """Files produced by ci/guest-assets.sh (see its header for the layout)."""

@@ -10,7 +10,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import pytest
 
@@ -85,8 +85,8 @@ class VmFactory:
         return vm.start()
 
     def nimbus(self, kernel: Optional[Path] = None, initramfs: Optional[Path] = None,
-               cmdline: str = DEFAULT_CMDLINE, cpus: int = 2, memory: str = "1G",
-               extra: Sequence[str] = (), name: str = "nimbus") -> Vm:
+               cmdline: str = DEFAULT_CMDLINE, cpus: Union[int, str] = 2,
+               memory: str = "1G", extra: Sequence[str] = (), name: str = "nimbus") -> Vm:
         """Start nimbus on the Debian cloud kernel + test initramfs (default)."""
         assets = paths.assets()
         return self.spawn(nimbus_argv(
