@@ -54,6 +54,14 @@ void disk_config_free(struct disk_config *dc)
     dc->path = dc->id = dc->serial = NULL;
 }
 
+void device_config_free(struct device_config *dc)
+{
+    free(dc->plugin);
+    free(dc->options);
+    free(dc->id);
+    memset(dc, 0, sizeof(*dc));
+}
+
 void config_free(struct vm_config *cfg)
 {
     bootdisk_stop(cfg->bootdisk);
@@ -64,10 +72,8 @@ void config_free(struct vm_config *cfg)
     free(cfg->cmdline);
     free(cfg->serial.path);
     free(cfg->console.path);
-    for (uint32_t i = 0; i < cfg->ndevices; i++) {
-        free(cfg->devices[i].plugin);
-        free(cfg->devices[i].options);
-    }
+    for (uint32_t i = 0; i < cfg->ndevices; i++)
+        device_config_free(&cfg->devices[i]);
     for (uint32_t i = 0; i < cfg->ndisks; i++)
         disk_config_free(&cfg->disks[i]);
     for (uint32_t i = 0; i < cfg->nnets; i++)

@@ -58,7 +58,9 @@ struct memory_config {
 struct device_config {
     char *plugin;   /* path or bare name of the plugin */
     char *options;  /* remaining "key=value,..." given to the plugin */
+    char *id;       /* vm.add-device's name for it, or NULL */
 };
+void device_config_free(struct device_config *dc);
 
 /* image_type=: DISK_IMAGE_PROBE lets virtio_blk read the header (never
  * following a backing file then). */

@@ -209,6 +209,8 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
         if (vm_add_device(vm, cfg->devices[i].plugin, cfg->devices[i].options, NULL, err,
                           errlen) < 0)
             return -1;
+        if (cfg->devices[i].id)
+            device_set_id(vm->devices, cfg->devices[i].id);
         /* A legacy device from a plugin describes itself (ABI minor 4). */
         struct device_acpi *da = &dacpi[i];
         int has_node = device_acpi_node(vm->devices, da, err, errlen);

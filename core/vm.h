@@ -133,6 +133,10 @@ int vm_hotplug_disk(struct vm *vm, struct disk_config *dc, uint32_t *slot, char 
                     size_t errlen);
 int vm_hotplug_net(struct vm *vm, struct net_config *nc, uint32_t *slot, char *err,
                    size_t errlen);
+/* Any virtio plugin, named `id`; plugin is a bare name, looked up in the
+ * plugin folders only (callers from the API check that). */
+int vm_hotplug_device(struct vm *vm, const char *plugin, const char *options, const char *id,
+                      uint32_t *slot, char *err, size_t errlen);
 /* Ask the guest to eject device `id`: -ENOENT (no such device), -ENOTSUP (not on PCI). */
 int vm_unplug_request(struct vm *vm, const char *id);
 /* Free the devices the guest ejected; gone(ctx, id) for each, before it is

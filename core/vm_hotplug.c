@@ -94,6 +94,36 @@ int vm_hotplug_net(struct vm *vm, struct net_config *nc, uint32_t *slot, char *e
     return plug(vm, build_net, nc, nc->id, slot, err, errlen);
 }
 
+/* Any plugin with a virtio transport; others have no PCI slot to appear in. */
+struct plugin_req {
+    const char *plugin, *options, *id;
+};
+
+static int build_plugin(struct vm *vm, void *cfg, char *err, size_t errlen)
+{
+    const struct plugin_req *q = cfg;
+    if (vm_add_device(vm, q->plugin, q->options, NULL, err, errlen) < 0)
+        return -1;
+    struct device *d = vm->devices;
+    if (!d->virtio) {
+        /* The vCPUs are held: no access to its ports can be in flight. */
+        vm->devices = d->next;
+        device_destroy(d);
+        snprintf(err, errlen, "plugin %s is not a virtio device: only PCI devices can be "
+                 "hot-plugged", q->plugin);
+        return -1;
+    }
+    device_set_id(d, q->id);
+    return 0;
+}
+
+int vm_hotplug_device(struct vm *vm, const char *plugin, const char *options, const char *id,
+                      uint32_t *slot, char *err, size_t errlen)
+{
+    struct plugin_req q = {plugin, options, id};
+    return plug(vm, build_plugin, &q, id, slot, err, errlen);
+}
+
 int vm_unplug_request(struct vm *vm, const char *id)
 {
     for (struct device *d = vm->devices; d; d = d->next) {

@@ -282,6 +282,9 @@ static int id_in_use(const struct vm_config *cfg, const char *id)
     for (uint32_t i = 0; i < cfg->nnets; i++)
         if (cfg->nets[i].id && strcmp(cfg->nets[i].id, id) == 0)
             return 1;
+    for (uint32_t i = 0; i < cfg->ndevices; i++)
+        if (cfg->devices[i].id && strcmp(cfg->devices[i].id, id) == 0)
+            return 1;
     return 0;
 }
 
@@ -428,6 +431,123 @@ static void h_add_disk(struct vmm *v, struct api_request *r)
     reply_pci_info(r, cfg->disks[cfg->ndisks - 1].id, slot);
 }
 
+/*
+ * A plugin an API client names: a bare name looked up in the plugin
+ * folders, never a path, so a client cannot make nimbus load code of its
+ * choosing (the command line, run by the VM's owner, may give paths).
+ */
+static int plugin_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* The body's string member `key`: 1 (set, *out), 0 (absent or null), -1 (not a string). */
+static int body_string(const cJSON *root, const char *key, const char **out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    *out = NULL;
+    if (!j || cJSON_IsNull(j))
+        return 0;
+    if (!cJSON_IsString(j) || !j->valuestring)
+        return -1;
+    *out = j->valuestring;
+    return 1;
+}
+
+/* 0, or the status refusing vm.add-device's request with msg. */
+static int check_add_device(const struct vm_config *cfg, const char *plugin, const char *path,
+                            const char *id, char *msg, size_t len)
+{
+    if (!plugin && path) {
+        snprintf(msg, len, "VFIO device passthrough (\"path\") is not implemented by nimbus; "
+                           "give a \"plugin\"");
+        return 501;
+    }
+    if (!plugin) {
+        snprintf(msg, len, "\"plugin\" is required");
+        return 400;
+    }
+    if (!plugin_name_ok(plugin)) {
+        snprintf(msg, len, "plugin '%.80s' is not a plugin name (letters, digits, '_' and '-'; "
+                           "no paths)", plugin);
+        return 400;
+    }
+    if (id && (!id[0] || strlen(id) >= sizeof(((struct device *)0)->id) || strchr(id, ','))) {
+        snprintf(msg, len, "id '%.80s' is empty, too long or has a ','", id);
+        return 400;
+    }
+    if (id && id_in_use(cfg, id)) {
+        snprintf(msg, len, "identifier %.80s is already in use", id);
+        return 400;
+    }
+    if (cfg->ndevices >= CONFIG_MAX_DEVICES) {
+        snprintf(msg, len, "at most %u devices", CONFIG_MAX_DEVICES);
+        return 400;
+    }
+    return 0;
+}
+
+/*
+ * vm.add-device: {"plugin": NAME, "options": "key=value,...", "id": ID}
+ * adds a device plugin, as --device does.  Before boot it joins the
+ * config; booted, a virtio plugin is hot-plugged (200 {"id","bdf"}).  CH's
+ * VFIO form ({"path": sysfs device}) is not implemented: 501.
+ */
+static void h_add_device(struct vmm *v, struct api_request *r)
+{
+    if (!need_state(v, r, ST_ANY, "adding device"))
+        return;
+    struct vm_config *cfg = v->cfg;
+    cJSON *root = cJSON_ParseWithLength(r->body ? r->body : "", r->body_len);
+    const char *plugin, *options, *id, *path;
+    if (!cJSON_IsObject(root) || body_string(root, "plugin", &plugin) < 0 ||
+        body_string(root, "options", &options) < 0 || body_string(root, "id", &id) < 0 ||
+        body_string(root, "path", &path) < 0) {
+        cJSON_Delete(root);
+        reply_error(r, 400, "Error parsing DeviceConfig: expected {\"plugin\": \"<name>\", "
+                            "\"options\": \"key=value,...\", \"id\": \"<id>\"}");
+        return;
+    }
+    char msg[512];
+    int status = check_add_device(cfg, plugin, path, id, msg, sizeof(msg));
+    if (status) {
+        cJSON_Delete(root);
+        reply_error(r, status, "Error adding device: %s", msg);
+        return;
+    }
+    int booted = v->state == VMM_RUNNING || v->state == VMM_PAUSED;
+    struct device_config dc = {strdup(plugin), options ? strdup(options) : NULL,
+                               id ? strdup(id) : booted ? free_id(cfg, "_device") : NULL};
+    cJSON_Delete(root);
+    if (!dc.plugin || (options && !dc.options) || ((id || booted) && !dc.id)) {
+        device_config_free(&dc);
+        reply_error(r, 500, "Error adding device: out of memory");
+        return;
+    }
+    if (!booted) {
+        cfg->devices[cfg->ndevices++] = dc;
+        reply_empty(r);
+        return;
+    }
+    uint32_t slot = 0;
+    char err[1024];
+    if (vm_hotplug_device(v->vm, dc.plugin, dc.options ? dc.options : "", dc.id, &slot, err,
+                          sizeof(err)) < 0) {
+        device_config_free(&dc);
+        reply_error(r, 500, "Error adding device: %s", err);
+        return;
+    }
+    cfg->devices[cfg->ndevices++] = dc;
+    reply_pci_info(r, dc.id, slot);
+}
+
 /* The device leaves the config: a reboot must not bring it back. */
 static void forget_device(struct vm_config *cfg, const char *id)
 {
@@ -445,6 +565,14 @@ static void forget_device(struct vm_config *cfg, const char *id)
             memmove(&cfg->nets[i], &cfg->nets[i + 1],
                     (cfg->nnets - i - 1) * sizeof(cfg->nets[0]));
             cfg->nnets--;
+            return;
+        }
+    for (uint32_t i = 0; i < cfg->ndevices; i++)
+        if (cfg->devices[i].id && strcmp(cfg->devices[i].id, id) == 0) {
+            device_config_free(&cfg->devices[i]);
+            memmove(&cfg->devices[i], &cfg->devices[i + 1],
+                    (cfg->ndevices - i - 1) * sizeof(cfg->devices[0]));
+            cfg->ndevices--;
             return;
         }
 }
@@ -598,9 +726,9 @@ static const struct api_route routes[] = {
     {"vm.add-net", "PUT", API_BODY_REQUIRED, h_add_net},
     {"vm.add-disk", "PUT", API_BODY_REQUIRED, h_add_disk},
     {"vm.remove-device", "PUT", API_BODY_REQUIRED, h_remove_device},
+    {"vm.add-device", "PUT", API_BODY_REQUIRED, h_add_device},
     {"vm.resize", "PUT", API_BODY_REQUIRED, h_resize},
     /* Cloud Hypervisor endpoints still to come: 501. */
-    {"vm.add-device", "PUT", API_BODY_ANY, NULL},
     {"vm.add-fs", "PUT", API_BODY_ANY, NULL},
     {"vm.add-generic-vhost-user", "PUT", API_BODY_ANY, NULL},
     {"vm.add-pmem", "PUT", API_BODY_ANY, NULL},

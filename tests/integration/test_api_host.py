@@ -166,6 +166,22 @@ def test_resize_before_boot(server, payload):
     assert server.get("vm.info").json["config"]["cpus"]["boot_vcpus"] == 2
 
 
+def test_add_device_before_boot(server, payload):
+    """vm.add-device before boot edits the config; plugins are bare names."""
+    assert server.put("vm.create", fill("kata_go_vm_create.json", **payload)).status == 204
+    assert server.put("vm.add-device", {"plugin": "virtio_rng", "id": "r1",
+                                        "options": "src=/dev/urandom"}).status == 204
+    for bad, status in (({"plugin": "virtio_rng", "id": "r1"}, 400),
+                        ({"plugin": "../virtio_rng"}, 400), ({"plugin": "a/b"}, 400),
+                        ({"plugin": "x" * 64}, 400), ({"plugin": 7}, 400),
+                        ({"plugin": "virtio_rng", "id": "a,b"}, 400),
+                        ({"path": "/sys/bus/pci/devices/0000:01:00.0"}, 501)):
+        r = server.put("vm.add-device", bad)
+        assert r.status == status, (bad, r.status, r.body)
+    assert server.put("vm.remove-device", {"id": "r1"}).status == 204
+    assert server.put("vm.remove-device", {"id": "r1"}).status == 404
+
+
 def test_unknown_fields_are_ignored(server, payload):
     body = fill("kata_go_vm_create.json", **payload)
     body["x_future_field"] = 1

@@ -163,6 +163,64 @@ char *body_resize_id(const char *id, const char *size_key, const char *size, cha
     return finish(o, ok, err, errlen);
 }
 
+char *body_device(const char *syntax, char *err, size_t errlen)
+{
+    size_t n = strlen(syntax);
+    char *copy = strdup(syntax), *options = calloc(1, n + 1);
+    cJSON *o = cJSON_CreateObject();
+    char *body = NULL;
+    if (!copy || !options || !o) {
+        fail(err, errlen, "out of memory");
+        goto out;
+    }
+    int ok = 1, has_plugin = 0, has_path = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq || eq == tok) {
+            fail(err, errlen, "'%s' in '%s' is not key=value", tok, syntax);
+            goto out;
+        }
+        *eq = '\0';
+        const char *key = tok, *val = eq + 1;
+        if (strcmp(key, "plugin") == 0 || strcmp(key, "path") == 0 || strcmp(key, "id") == 0) {
+            if (cJSON_GetObjectItemCaseSensitive(o, key)) {
+                fail(err, errlen, "%s= given more than once in '%s'", key, syntax);
+                goto out;
+            }
+            has_plugin |= key[1] == 'l';
+            has_path |= key[1] == 'a';
+            ok = cJSON_AddStringToObject(o, key, val) != NULL;
+        } else if (strcmp(key, "iommu") == 0 && !has_plugin) {
+            ok = cJSON_AddBoolToObject(o, key, strcmp(val, "on") == 0) != NULL;
+        } else {
+            /* The plugin's own options, passed on in order, verbatim. */
+            if (options[0])
+                strcat(options, ",");
+            strcat(options, key);
+            strcat(options, "=");
+            strcat(options, val);
+        }
+    }
+    if (!has_plugin && !has_path) {
+        fail(err, errlen, "plugin= (or path=) is required in '%s'", syntax);
+        goto out;
+    }
+    if (options[0] && !has_plugin) {
+        fail(err, errlen, "'%s' has options but no plugin=", syntax);
+        goto out;
+    }
+    if (options[0])
+        ok = ok && cJSON_AddStringToObject(o, "options", options) != NULL;
+    body = finish(o, ok, err, errlen);
+    o = NULL;
+out:
+    cJSON_Delete(o);
+    free(copy);
+    free(options);
+    return body;
+}
+
 char *body_restore(const char *syntax, char *err, size_t errlen)
 {
     static const struct cli_opt_spec spec[] = {

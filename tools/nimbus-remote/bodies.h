@@ -22,6 +22,12 @@ char *body_resize(const char *cpus, const char *memory, const char *balloon, cha
 /* resize-disk {"id","desired_size"} and resize-zone {"id","desired_ram"}. */
 char *body_resize_id(const char *id, const char *size_key, const char *size, char *err,
                      size_t errlen);
+/*
+ * add-device: "plugin=<name>[,id=<id>][,<key>=<value>...]" (nimbus: the
+ * other keys become the plugin's "options", as --device passes them) or
+ * Cloud Hypervisor's "path=<sysfs device>[,iommu=on|off][,id=<id>]".
+ */
+char *body_device(const char *syntax, char *err, size_t errlen);
 /* restore: "source_url=<url>[,prefault=on|off][,resume=on|off]". */
 char *body_restore(const char *syntax, char *err, size_t errlen);
 

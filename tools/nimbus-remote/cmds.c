@@ -14,6 +14,7 @@ enum arg_kind {
     K_NET,         /* NetConfig syntax, through nimbus's --net parser */
     K_DISK,        /* DiskConfig syntax, through nimbus's --disk parser */
     K_RAW,         /* one argument, sent as given (CH's syntax nimbus does not parse) */
+    K_DEVICE,      /* plugin=... (nimbus) or path=... (CH's VFIO) */
     K_ID,          /* {"id"} */
     K_URL,         /* {"destination_url"} */
     K_RESTORE,     /* RestoreConfig syntax */
@@ -30,7 +31,8 @@ struct subcmd {
 
 /* Alphabetical, as ch-remote lists them. */
 static const struct subcmd subcmds[] = {
-    { "add-device", "PUT", "vm.add-device", K_RAW, "<DeviceConfig>", "Add VFIO device" },
+    { "add-device", "PUT", "vm.add-device", K_DEVICE, "<DeviceConfig>",
+      "Add a device plugin (plugin=<name>[,id=<id>][,<option>...])" },
     { "add-disk", "PUT", "vm.add-disk", K_DISK, "<DiskConfig>",
       "Add block device (nimbus's --disk syntax)" },
     { "add-fs", "PUT", "vm.add-fs", K_RAW, "<FsConfig>", "Add virtio-fs backed fs device" },
@@ -184,6 +186,11 @@ static int build_body(const struct subcmd *s, int argc, char **argv, struct remo
         if (one_arg(s, argc, argv, NULL, &arg, err, errlen) != REMOTE_CMD_OK)
             return -1;
         cmd->body = disk_body_build(arg, err, errlen);
+        break;
+    case K_DEVICE:
+        if (one_arg(s, argc, argv, NULL, &arg, err, errlen) != REMOTE_CMD_OK)
+            return -1;
+        cmd->body = body_device(arg, err, errlen);
         break;
     case K_RAW:
         if (one_arg(s, argc, argv, NULL, &arg, err, errlen) != REMOTE_CMD_OK)
