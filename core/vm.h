@@ -36,7 +36,7 @@ struct vcpu;
 struct msi_kvm;
 struct ged;
 struct pcihp;
-struct cpuhp;
+struct hp_slots;
 
 struct vm {
     struct vm_config *cfg;
@@ -54,7 +54,7 @@ struct vm {
     struct msi_kvm *msi;          /* MSI-X routes (irqfd per vector) */
     struct ged *ged;              /* ACPI Generic Event Device (power button, hotplug) */
     struct pcihp *pcihp;          /* ACPI PCI hotplug registers (vm_hotplug.c) */
-    struct cpuhp *cpuhp;          /* ACPI CPU hotplug registers (vm_cpus.c), or NULL */
+    struct hp_slots *cpuhp;       /* ACPI CPU hotplug slots (vm_cpus.c), or NULL */
     struct cpu_topology topo;
     struct vcpu *vcpus;           /* cfg->cpus.max entries */
     uint32_t nvcpus;              /* [0, nvcpus) have a KVM vCPU; those with a
@@ -144,7 +144,7 @@ int vm_unplug_request(struct vm *vm, const char *id);
 void vm_hotplug_ejected(struct vm *vm, void (*gone)(void *ctx, const char *id), void *ctx);
 /*
  * vm_cpus.c: vCPUs joining and leaving a running VM through ACPI CPU
- * hotplug (cpu_hotplug.h, the GED).  Control thread only.
+ * hotplug (hp_slots.h, the GED).  Control thread only.
  */
 int vm_cpus_init(struct vm *vm, char *err, size_t errlen);
 void vm_cpus_destroy(struct vm *vm);

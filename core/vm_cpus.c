@@ -15,7 +15,7 @@
 #include "acpi/acpi.h"
 #include "acpi/ged.h"
 #include "config.h"
-#include "cpu_hotplug.h"
+#include "hp_slots.h"
 #include "layout.h"
 #include "log.h"
 #include "vcpu.h"
@@ -32,14 +32,16 @@ int vm_cpus_init(struct vm *vm, char *err, size_t errlen)
     /* Nothing to plug with one possible vCPU, and no way to tell the guest without the GED. */
     if (vm->cfg->cpus.max < 2 || !vm->ged)
         return 0;
-    vm->cpuhp = cpuhp_create(&vm->pio, LAYOUT_PORT_CPU_HOTPLUG, vm->cfg->cpus.max,
-                             vm->cfg->cpus.boot, on_eject, vm, err, errlen);
+    /* vCPU 0 runs the boot path and Linux never offlines it: refusing its
+     * eject keeps one vCPU whatever the guest does. */
+    vm->cpuhp = hps_create(&vm->pio, LAYOUT_PORT_CPU_HOTPLUG, vm->cfg->cpus.max,
+                           vm->cfg->cpus.boot, 1, on_eject, vm, err, errlen);
     return vm->cpuhp ? 0 : -1;
 }
 
 void vm_cpus_destroy(struct vm *vm)
 {
-    cpuhp_destroy(vm->cpuhp);
+    hps_destroy(vm->cpuhp);
     vm->cpuhp = NULL;
 }
 
@@ -49,7 +51,7 @@ uint32_t vm_vcpus_present(struct vm *vm)
         return vm->nvcpus;
     uint32_t n = 0;
     for (uint32_t i = 0; i < vm->cfg->cpus.max; i++)
-        n += (uint32_t)cpuhp_present(vm->cpuhp, i);
+        n += (uint32_t)hps_present(vm->cpuhp, i);
     return n;
 }
 
@@ -89,13 +91,13 @@ static int grow(struct vm *vm, uint32_t have, uint32_t desired, char *err, size_
     }
     uint32_t added = 0;
     for (uint32_t i = 1; r == 0 && i < vm->cfg->cpus.max && have < desired; i++) {
-        if (cpuhp_present(vm->cpuhp, i))
+        if (hps_present(vm->cpuhp, i))
             continue;
         if (start_vcpu(vm, i, err, errlen) < 0) {
             r = -EIO;
             break;
         }
-        cpuhp_plugged(vm->cpuhp, i);
+        hps_plugged(vm->cpuhp, i);
         have++;
         added++;
         log_info("hotplug: vCPU %u added", i);
@@ -117,7 +119,7 @@ int vm_resize_vcpus(struct vm *vm, uint32_t desired, char *err, size_t errlen)
     /* Any resize waits for a pending removal, even one to the present
      * count: the guest may still eject, and the answer must not depend on
      * when it does. */
-    if (cpuhp_removal_pending(vm->cpuhp)) {
+    if (hps_removal_pending(vm->cpuhp)) {
         snprintf(err, errlen, "a vCPU removal is still pending");
         return -EBUSY;
     }
@@ -132,9 +134,9 @@ int vm_resize_vcpus(struct vm *vm, uint32_t desired, char *err, size_t errlen)
         return grow(vm, have, desired, err, errlen);
     /* Highest first, as Linux numbers hot-added CPUs upwards. */
     for (uint32_t i = max - 1; i > 0 && have > desired; i--) {
-        if (!cpuhp_present(vm->cpuhp, i))
+        if (!hps_present(vm->cpuhp, i))
             continue;
-        cpuhp_unplug_request(vm->cpuhp, i);
+        hps_unplug_request(vm->cpuhp, i);
         have--;
         log_info("hotplug: asked the guest to eject vCPU %u", i);
     }
@@ -145,7 +147,7 @@ int vm_resize_vcpus(struct vm *vm, uint32_t desired, char *err, size_t errlen)
 uint32_t vm_cpus_ejected(struct vm *vm)
 {
     uint32_t n = 0, i;
-    while ((i = cpuhp_take_ejected(vm->cpuhp)) != CPUHP_NONE) {
+    while ((i = hps_take_ejected(vm->cpuhp)) != HPS_NONE) {
         if (i >= vm->nvcpus)
             continue;
         struct vcpu *v = &vm->vcpus[i];

@@ -52,7 +52,7 @@ struct acpi_config {
      */
     uint16_t pcihp_port;
     /*
-     * The CPU hotplug registers (cpu_hotplug.h), 0 = none; needs the GED.
+     * The CPU hotplug registers (hp_slots.h), 0 = none; needs the GED.
      * When set, \_SB.CPUS (ACPI0010) holds a processor object Cxxx
      * (ACPI0007, _UID = vCPU index, _STA, _MAT, _EJ0) per possible vCPU
      * and the method CSCN that the GED's _EVT calls; the name CPUS is then

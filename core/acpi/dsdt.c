@@ -16,6 +16,7 @@
 #include "acpi.h"
 #include "aml.h"
 #include "dsdt_cpus.h"
+#include "dsdt_slots.h"
 #include "sdt.h"
 #include "../log.h"
 #include "../pci/pci.h"
@@ -411,9 +412,9 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
         return 0;
     }
     if (cfg->cpuhp_port) {
-        if (!cfg->ged_port || acpi_possible_cpus(cfg) > CPUS_MAX_OBJECTS) {
+        if (!cfg->ged_port || acpi_possible_cpus(cfg) > ACPI_SLOTS_MAX) {
             log_error("acpi: CPU hotplug needs the GED and at most %u vCPUs",
-                      CPUS_MAX_OBJECTS);
+                      ACPI_SLOTS_MAX);
             return 0;
         }
         for (unsigned i = 0; i < cfg->ndevs; i++)

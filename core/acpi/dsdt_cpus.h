@@ -6,8 +6,6 @@
 #include "aml.h"
 
 #define CPUS_NAME "CPUS"
-/* Device names Cxxx: three hex digits. */
-#define CPUS_MAX_OBJECTS 0x1000u
 
 /* \_SB.CPUS and its processor objects, inside the open \_SB scope. */
 void acpi_emit_cpus(struct aml *a, const struct acpi_config *cfg);

@@ -658,36 +658,37 @@ class NimbusPlugin(ctypes.Structure):
                 ("ops", ctypes.c_void_p)]
 
 
-# ---- fuzz_cpu_hotplug (fuzz/harness/cpu_hotplug.c) ------------------------
-CPUHP_PORT_LO_OFF = 8  # the harness's PORT_LO is the registers' port - 8
+# ---- fuzz_hp_slots (fuzz/harness/hp_slots.c) ------------------------
+HPS_PORT_LO_OFF = 8  # the harness's PORT_LO is the registers' port - 8
 
 
-def cpuhp_head(n, present):
-    return struct.pack("<HB", n - 1, present - 1)
+def hps_head(n, present, fixed=1):
+    return struct.pack("<HBB", n - 1, present - 1, fixed)
 
 
-def cpuhp_io(off, ln, write=False, val=0):
+def hps_io(off, ln, write=False, val=0):
     fl = {1: 0, 2: 1, 4: 2, 8: 3}[ln] | (0x80 if write else 0)
-    op = bytes([0, CPUHP_PORT_LO_OFF + off, fl])
+    op = bytes([0, HPS_PORT_LO_OFF + off, fl])
     return op + (struct.pack("<Q", val) if write else b"")
 
 
-def cpuhp_seeds():
+def hps_seeds():
     scan, take, sta = b"\x01", b"\x04", b"\x06"
     plug = lambda i: b"\x02" + struct.pack("<H", i)
     unplug = lambda i: b"\x03" + struct.pack("<H", i)
     eject = lambda i: b"\x05" + struct.pack("<H", i)
     return {
-        "grow": cpuhp_head(4, 2) + plug(2) + plug(3) + scan + sta + take,
-        "shrink": cpuhp_head(4, 4) + unplug(3) + unplug(2) + scan + eject(3) + sta + take
+        "grow": hps_head(4, 2) + plug(2) + plug(3) + scan + sta + take,
+        "shrink": hps_head(4, 4) + unplug(3) + unplug(2) + scan + eject(3) + sta + take
                   + eject(2) + take + take,
-        "guest-eject": cpuhp_head(3, 3) + eject(1) + eject(0) + eject(7) + take + take,
-        "x2apic": cpuhp_head(300, 1) + plug(299) + scan + unplug(299) + scan + eject(299)
+        "guest-eject": hps_head(3, 3) + eject(1) + eject(0) + eject(7) + take + take,
+        "memory": hps_head(16, 1, 16) + plug(3) + plug(4) + scan + eject(3) + take + sta,
+        "x2apic": hps_head(300, 1) + plug(299) + scan + unplug(299) + scan + eject(299)
                   + take,
-        "raw": cpuhp_head(2, 1) + plug(1) + cpuhp_io(0, 4, True, 1) + cpuhp_io(8, 1)
-               + cpuhp_io(4, 4) + cpuhp_io(8, 1, True, 0x0e) + cpuhp_io(8, 1)
-               + cpuhp_io(0, 4, True, 0xffffffff) + cpuhp_io(8, 1, True, 0xff)
-               + cpuhp_io(1, 2) + cpuhp_io(6, 4) + cpuhp_io(9, 1) + cpuhp_io(-1, 1),
+        "raw": hps_head(2, 1) + plug(1) + hps_io(0, 4, True, 1) + hps_io(8, 1)
+               + hps_io(4, 4) + hps_io(8, 1, True, 0x0e) + hps_io(8, 1)
+               + hps_io(0, 4, True, 0xffffffff) + hps_io(8, 1, True, 0xff)
+               + hps_io(1, 2) + hps_io(6, 4) + hps_io(9, 1) + hps_io(-1, 1),
     }
 
 
@@ -755,7 +756,7 @@ def main():
     write_set("fuzz_cli", cli_seeds())
     write_set("fuzz_kernel_loader", loader_seeds())
     write_set("fuzz_virtqueue", virtqueue_seeds())
-    write_set("fuzz_cpu_hotplug", cpuhp_seeds())
+    write_set("fuzz_hp_slots", hps_seeds())
     virtio = {"virtio_blk": (60, blk_seeds), "virtio_console": (12, console_seeds),
               "virtio_net": (12, net_seeds), "virtio_rng": (0, rng_seeds)}
     for name, (cfg, fn) in virtio.items():

@@ -1,18 +1,18 @@
 /*
- * fuzz_cpu_hotplug: the guest's side of ACPI CPU hotplug (CSEL, CNXT and
- * the status/command byte, core/cpu_hotplug.c), reached through the real
+ * fuzz_hp_slots: the guest's side of the ACPI hotplug slot registers (SEL,
+ * NXT and the status/command byte, core/hp_slots.c: CPU and memory hotplug), reached through the real
  * PIO bus dispatch at any port, width and direction around them,
  * interleaved with the host's side (vCPUs plugged, removals requested,
- * ejects taken).  The first byte picks the number of vCPUs (1-300) and how
- * many are present at boot.  A model runs alongside.
+ * ejects taken).  The first bytes pick the number of slots (1-300), how many
+ * are present at boot and how many are fixed (never ejected).  A model runs alongside.
  *
  * Checks after every op:
  *  - reads of CSEL, CNXT and the status byte return what the model says;
  *    odd widths and offsets read all-ones and change nothing;
- *  - an eject of a present vCPU other than 0 clears it at once and wakes
- *    the owner exactly once; cpuhp_take_ejected returns the ejected vCPUs
+ *  - an eject of a present slot that is not fixed clears it at once and wakes
+ *    the owner exactly once; hps_take_ejected returns the ejected vCPUs
  *    lowest first, each once;
- *  - cpuhp_present and cpuhp_removal_pending agree with the model;
+ *  - hps_present and hps_removal_pending agree with the model;
  *  - the DSDT's scan (CNXT, select, acknowledge) ends within one pass per
  *    pending vCPU.
  *
@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "bus.h"
-#include "cpu_hotplug.h"
+#include "hp_slots.h"
 #include "fuzz_input.h"
 #include "fuzz_target.h"
 #include "layout.h"
@@ -37,10 +37,10 @@ enum { M_PRESENT = 1, M_INS = 2, M_REM = 4, M_WANT_OUT = 8, M_EJECTED = 16 };
 
 static struct {
     struct bus pio;
-    struct cpuhp *c;
+    struct hp_slots *c;
     unsigned wakes;
     /* The model. */
-    uint32_t n, sel;
+    uint32_t n, fixed, sel;
     uint8_t f[MAX_CPUS];
     unsigned want_wakes;
 } S;
@@ -56,18 +56,19 @@ static void setup(struct fuzz_in *in)
     memset(&S, 0, sizeof(S));
     S.n = 1 + (uint32_t)fin_le(in, 2) % MAX_CPUS;
     uint32_t present = 1 + fin_u8(in) % S.n;
+    S.fixed = fin_u8(in) % (S.n + 1);
     for (uint32_t i = 0; i < present; i++)
         S.f[i] = M_PRESENT;
     bus_init(&S.pio, "pio");
     char err[256];
-    S.c = cpuhp_create(&S.pio, PORT, S.n, present, on_eject, NULL, err, sizeof(err));
+    S.c = hps_create(&S.pio, PORT, S.n, present, S.fixed, on_eject, NULL, err, sizeof(err));
     if (!S.c)
         fuzz_fail("setup: %s", err);
 }
 
 static void teardown(void)
 {
-    cpuhp_destroy(S.c);
+    hps_destroy(S.c);
     bus_destroy(&S.pio);
 }
 
@@ -76,7 +77,7 @@ static uint32_t model_next(void)
     for (uint32_t i = 0; i < S.n; i++)
         if (S.f[i] & (M_INS | M_REM))
             return i;
-    return CPUHP_NONE;
+    return HPS_NONE;
 }
 
 static uint8_t model_status(void)
@@ -89,11 +90,11 @@ static void model_command(uint8_t v)
     if (S.sel >= S.n)
         return;
     uint8_t *f = &S.f[S.sel];
-    if (v & CPUHP_ST_INSERT)
+    if (v & HPS_ST_INSERT)
         *f &= (uint8_t)~M_INS;
-    if (v & CPUHP_ST_REMOVE)
+    if (v & HPS_ST_REMOVE)
         *f &= (uint8_t)~M_REM;
-    if ((v & CPUHP_CMD_EJECT) && S.sel != 0 && (*f & M_PRESENT)) {
+    if ((v & HPS_CMD_EJECT) && S.sel >= S.fixed && (*f & M_PRESENT)) {
         *f = M_EJECTED;
         S.want_wakes++;
     }
@@ -106,13 +107,13 @@ static void check(void)
     bool pending = false;
     for (uint32_t i = 0; i < S.n; i++) {
         pending |= (S.f[i] & (M_WANT_OUT | M_EJECTED)) != 0;
-        if (cpuhp_present(S.c, i) != ((S.f[i] & M_PRESENT) != 0))
-            fuzz_fail("vCPU %u present %d, model 0x%x", i, cpuhp_present(S.c, i), S.f[i]);
+        if (hps_present(S.c, i) != ((S.f[i] & M_PRESENT) != 0))
+            fuzz_fail("vCPU %u present %d, model 0x%x", i, hps_present(S.c, i), S.f[i]);
     }
-    if (cpuhp_present(S.c, S.n) || cpuhp_present(S.c, CPUHP_NONE))
+    if (hps_present(S.c, S.n) || hps_present(S.c, HPS_NONE))
         fuzz_fail("a vCPU past the last is present");
-    if (cpuhp_removal_pending(S.c) != pending)
-        fuzz_fail("removal pending %d, model %d", cpuhp_removal_pending(S.c), pending);
+    if (hps_removal_pending(S.c) != pending)
+        fuzz_fail("removal pending %d, model %d", hps_removal_pending(S.c), pending);
 }
 
 static void access(uint32_t port, uint32_t len, bool write, uint64_t val)
@@ -122,7 +123,7 @@ static void access(uint32_t port, uint32_t len, bool write, uint64_t val)
     if (write)
         memcpy(buf, &val, len);
     int r = bus_access(&S.pio, port, buf, len, write);
-    bool in = port >= PORT && port + len <= PORT + CPUHP_PORT_LEN;
+    bool in = port >= PORT && port + len <= PORT + HPS_PORT_LEN;
     if (r < 0) {
         if (in)
             fuzz_fail("access at 0x%x len %u not dispatched", port, len);
@@ -131,8 +132,8 @@ static void access(uint32_t port, uint32_t len, bool write, uint64_t val)
     if (!in)
         fuzz_fail("access at 0x%x len %u dispatched outside the registers", port, len);
     uint32_t off = port - PORT;
-    bool dword = len == 4 && (off == CPUHP_REG_SEL || off == CPUHP_REG_NEXT);
-    bool byte = len == 1 && off == CPUHP_REG_STATUS;
+    bool dword = len == 4 && (off == HPS_REG_SEL || off == HPS_REG_NEXT);
+    bool byte = len == 1 && off == HPS_REG_STATUS;
     if (!dword && !byte) {
         if (!write)
             for (uint32_t i = 0; i < len; i++)
@@ -143,7 +144,7 @@ static void access(uint32_t port, uint32_t len, bool write, uint64_t val)
     uint32_t v32;
     memcpy(&v32, buf, 4);
     if (write) {
-        if (off == CPUHP_REG_SEL)
+        if (off == HPS_REG_SEL)
             S.sel = (uint32_t)val;
         else if (byte)
             model_command((uint8_t)val);
@@ -154,7 +155,7 @@ static void access(uint32_t port, uint32_t len, bool write, uint64_t val)
             fuzz_fail("status of %u read 0x%02x, model 0x%02x", S.sel, buf[0], model_status());
         return;
     }
-    uint32_t want = off == CPUHP_REG_SEL ? S.sel : model_next();
+    uint32_t want = off == HPS_REG_SEL ? S.sel : model_next();
     if (v32 != want)
         fuzz_fail("read +%u = 0x%08x, model 0x%08x", off, v32, want);
 }
@@ -171,18 +172,18 @@ static uint32_t reg_read(uint32_t off, uint32_t len)
 static void scan(void)
 {
     uint32_t passes = 0, i;
-    while ((i = reg_read(CPUHP_REG_NEXT, 4)) < S.n) {
+    while ((i = reg_read(HPS_REG_NEXT, 4)) < S.n) {
         if (i != model_next())
             fuzz_fail("CNXT %u, model %u", i, model_next());
         if (++passes > S.n)
             fuzz_fail("the scan does not end (%u passes)", passes);
-        access(PORT + CPUHP_REG_SEL, 4, true, i);
-        uint8_t st = (uint8_t)reg_read(CPUHP_REG_STATUS, 1);
+        access(PORT + HPS_REG_SEL, 4, true, i);
+        uint8_t st = (uint8_t)reg_read(HPS_REG_STATUS, 1);
         if (st != model_status())
             fuzz_fail("status 0x%02x, model 0x%02x", st, model_status());
-        access(PORT + CPUHP_REG_STATUS, 1, true, st & (CPUHP_ST_INSERT | CPUHP_ST_REMOVE));
+        access(PORT + HPS_REG_STATUS, 1, true, st & (HPS_ST_INSERT | HPS_ST_REMOVE));
     }
-    if (i != CPUHP_NONE || model_next() != CPUHP_NONE)
+    if (i != HPS_NONE || model_next() != HPS_NONE)
         fuzz_fail("scan ended with CNXT 0x%x, model 0x%x", i, model_next());
 }
 
@@ -203,37 +204,37 @@ static void run_op(struct fuzz_in *in)
         break;
     case 2: { /* the host plugs a vCPU */
         uint32_t i = (uint32_t)fin_le(in, 2) % (S.n + 4);
-        cpuhp_plugged(S.c, i);
+        hps_plugged(S.c, i);
         if (i < S.n)
             S.f[i] = M_PRESENT | M_INS;
         break;
     }
     case 3: { /* the host asks for a removal */
         uint32_t i = (uint32_t)fin_le(in, 2) % (S.n + 4);
-        cpuhp_unplug_request(S.c, i);
+        hps_unplug_request(S.c, i);
         if (i < S.n && (S.f[i] & M_PRESENT))
             S.f[i] = M_PRESENT | M_REM | M_WANT_OUT;
         break;
     }
     case 4: { /* the control thread takes one eject */
-        uint32_t got = cpuhp_take_ejected(S.c), want = CPUHP_NONE;
-        for (uint32_t i = 0; i < S.n && want == CPUHP_NONE; i++)
+        uint32_t got = hps_take_ejected(S.c), want = HPS_NONE;
+        for (uint32_t i = 0; i < S.n && want == HPS_NONE; i++)
             if (S.f[i] & M_EJECTED)
                 want = i;
         if (got != want)
             fuzz_fail("took vCPU %u, model %u", got, want);
-        if (want != CPUHP_NONE)
+        if (want != HPS_NONE)
             S.f[want] &= (uint8_t)~M_EJECTED;
         break;
     }
     case 5: { /* _EJ0: select, then eject */
         uint32_t i = (uint32_t)fin_le(in, 2) % (S.n + 4);
-        access(PORT + CPUHP_REG_SEL, 4, true, i);
-        access(PORT + CPUHP_REG_STATUS, 1, true, CPUHP_CMD_EJECT);
+        access(PORT + HPS_REG_SEL, 4, true, i);
+        access(PORT + HPS_REG_STATUS, 1, true, HPS_CMD_EJECT);
         break;
     }
     case 6: /* _STA of the selected vCPU */
-        access(PORT + CPUHP_REG_STATUS, 1, false, 0);
+        access(PORT + HPS_REG_STATUS, 1, false, 0);
         break;
     }
 }
