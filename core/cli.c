@@ -337,6 +337,9 @@ static enum cli_result opt_memory(struct cli_state *st, const char *ctx, const c
         { "prefault", CLI_OPT_VALUE },
         { "mergeable", CLI_OPT_VALUE },
         { "thp", CLI_OPT_VALUE },
+        { "hotplug_method", CLI_OPT_VALUE },
+        { "hotplug_size", CLI_OPT_VALUE },
+        { "hotplugged_size", CLI_OPT_VALUE },
         { NULL, CLI_OPT_VALUE },
     };
     struct cli_err e = errsink(st, ctx);
@@ -346,6 +349,27 @@ static enum cli_result opt_memory(struct cli_state *st, const char *ctx, const c
 
     struct memory_config *m = &st->cfg->memory;
     enum cli_result r = CLI_ERROR;
+    const struct cli_opt *method = cli_opts_find(&o, "hotplug_method");
+    if (method) {
+        if (strcmp(method->value, "acpi") == 0) {
+            m->hotplug_method = MEM_HOTPLUG_ACPI;
+        } else if (strcmp(method->value, "virtio-mem") == 0) {
+            m->hotplug_method = MEM_HOTPLUG_VIRTIO_MEM;
+        } else {
+            fail(st, ctx, "hotplug_method must be acpi or virtio-mem, got '%s'", method->value);
+            goto out;
+        }
+    }
+    static const char *const hp_keys[2] = {"hotplug_size", "hotplugged_size"};
+    uint64_t *hp_vals[2] = {&m->hotplug_size, &m->hotplugged_size};
+    for (int i = 0; i < 2; i++) {
+        const struct cli_opt *opt = cli_opts_find(&o, hp_keys[i]);
+        if (opt && cli_parse_size(opt->value, hp_vals[i]) < 0) {
+            fail(st, ctx, "bad %s '%s' (expected a number with an optional K/M/G/T suffix)",
+                 hp_keys[i], opt->value);
+            goto out;
+        }
+    }
     if (cli_opts_get_bool(&o, "shared", &m->shared, &e) < 0 ||
         cli_opts_get_bool(&o, "hugepages", &m->hugepages, &e) < 0 ||
         cli_opts_get_bool(&o, "prefault", &m->prefault, &e) < 0 ||
@@ -990,11 +1014,15 @@ static void print_help(FILE *out)
 "          bring through ACPI CPU hotplug; the topology product must equal max;\n"
 "          max_phys_bits %u-%u. [default: boot=1,max_phys_bits=46]\n"
 "      --memory size=<guest_memory_size>,shared=on|off,hugepages=on|off,"
-"prefault=on|off,mergeable=on|off,thp=on|off\n"
+"prefault=on|off,mergeable=on|off,thp=on|off,hotplug_method=acpi,hotplug_size=<size>,"
+"hotplugged_size=<size>\n"
 "          Guest RAM. Sizes are bytes with an optional K/M/G/T suffix (powers of\n"
 "          1024); size is a multiple of 4 KiB and at least %llu MiB (2 MiB\n"
-"          multiple with hugepages=on). [default: size=512M,shared=off,\n"
-"          hugepages=off,prefault=off,mergeable=off,thp=on]\n"
+"          multiple with hugepages=on). hotplug_size reserves an area above RAM\n"
+"          that vm.resize desired_ram fills through ACPI memory hotplug, in\n"
+"          128 MiB blocks (larger above 32 GiB); hotplugged_size of it is\n"
+"          there at boot. [default: size=512M,shared=off,hugepages=off,\n"
+"          prefault=off,mergeable=off,thp=on]\n"
 "      --serial off|null|tty|pty|file=<path>\n"
 "          16550 UART on COM1. [default: null]\n"
 "      --console off|null|tty|pty|file=<path>\n"

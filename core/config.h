@@ -49,10 +49,12 @@ struct memory_config {
     int prefault;   /* MAP_POPULATE */
     int mergeable;  /* MADV_MERGEABLE (KSM) */
     int thp;        /* MADV_HUGEPAGE, default on */
-    /* REST API (vm.create memory.hotplug_*): kept so vm.info echoes them;
-     * nimbus has no memory hotplug yet. */
+    /* Memory hotplug: an area of hotplug_size above RAM, of which
+     * hotplugged_size (vm.resize desired_ram - size) is plugged; only
+     * through ACPI memory devices (virtio-mem is refused). */
     enum mem_hotplug_method { MEM_HOTPLUG_ACPI = 0, MEM_HOTPLUG_VIRTIO_MEM } hotplug_method;
-    uint64_t hotplug_size; /* bytes; 0: none */
+    uint64_t hotplug_size;    /* bytes; 0: none */
+    uint64_t hotplugged_size; /* bytes */
 };
 
 struct device_config {

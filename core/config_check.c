@@ -15,6 +15,7 @@
 #include "config.h"
 #include "config_limits.h"
 #include "layout.h"
+#include "memory.h"
 
 static int fail(struct cli_err *st, const char *ctx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -59,6 +60,30 @@ static int check_parent_dir(struct cli_err *st, const char *ctx, const char *pat
         r = fail(st, ctx, "directory of '%s' is not a directory", path);
     free(dir);
     return r;
+}
+
+/* The hotplug area: whole slots, and addressable with max_phys_bits. */
+static int check_memory_hotplug(struct cli_err *st, const struct memory_config *m,
+                                uint32_t bits)
+{
+    if (!m->hotplug_size && !m->hotplugged_size)
+        return 0;
+    if (m->hotplug_method == MEM_HOTPLUG_VIRTIO_MEM)
+        return fail(st, "--memory", "hotplug_method=virtio-mem is not supported yet; use "
+                    "hotplug_method=acpi");
+    uint64_t slot = gm_hotplug_slot_size(m->hotplug_size);
+    if (!m->hotplug_size || m->hotplug_size % slot)
+        return fail(st, "--memory", "hotplug_size of %llu bytes is not a multiple of %llu MiB",
+                    (unsigned long long)m->hotplug_size, (unsigned long long)(slot >> 20));
+    if (m->hotplugged_size > m->hotplug_size || m->hotplugged_size % slot)
+        return fail(st, "--memory", "hotplugged_size of %llu bytes is not a multiple of %llu "
+                    "MiB up to hotplug_size", (unsigned long long)m->hotplugged_size,
+                    (unsigned long long)(slot >> 20));
+    uint64_t base = gm_hotplug_base(m->size);
+    if (bits < 64 && (base >= (1ull << bits) || m->hotplug_size > (1ull << bits) - base))
+        return fail(st, "--memory", "hotplug_size of %llu bytes ends above what "
+                    "max_phys_bits=%u can address", (unsigned long long)m->hotplug_size, bits);
+    return 0;
 }
 
 static int check_chr(struct cli_err *st, const char *ctx, const struct chr_config *chr)
@@ -125,7 +150,7 @@ int config_validate(struct vm_config *cfg, char *err, size_t errlen)
         return fail(st, "--memory", "size of %llu bytes is more than max_phys_bits=%u "
                     "can address (%llu bytes)", (unsigned long long)cfg->memory.size,
                     cfg->cpus.max_phys_bits, (unsigned long long)limit);
-    return 0;
+    return check_memory_hotplug(st, &cfg->memory, bits);
 }
 
 int config_has_payload(const struct vm_config *cfg)

@@ -643,13 +643,11 @@ static int region_ok(const struct device *d, const nimbus_region *r, char *err, 
     }
     if (r->kind == NIMBUS_REGION_MMIO) {
         const struct guest_mem *gm = d->env->mem;
-        for (unsigned i = 0; gm && i < gm->nregions; i++) {
-            uint64_t rs = gm->regions[i].gpa, re = rs + gm->regions[i].size - 1;
-            if (r->base <= re && last >= rs) {
-                snprintf(err, errlen, "%s: MMIO 0x%llx-0x%llx overlaps guest RAM", d->name,
-                         (unsigned long long)r->base, (unsigned long long)last);
-                return -1;
-            }
+        /* The memory hotplug area counts as RAM before it is plugged. */
+        if (gm && gm_overlaps(gm, r->base, last)) {
+            snprintf(err, errlen, "%s: MMIO 0x%llx-0x%llx overlaps guest RAM", d->name,
+                     (unsigned long long)r->base, (unsigned long long)last);
+            return -1;
         }
         return 0;
     }

@@ -154,22 +154,29 @@ void kvm_close(struct kvm *k)
     k->msr_list = NULL;
 }
 
+int kvm_add_memslot(struct kvm *k, uint32_t slot, uint64_t gpa, uint64_t size, void *host,
+                    char *err, size_t errlen)
+{
+    struct kvm_userspace_memory_region r = {
+        .slot = slot,
+        .guest_phys_addr = gpa,
+        .memory_size = size,
+        .userspace_addr = (uint64_t)(uintptr_t)host,
+    };
+    if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+        snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION slot %u (gpa 0x%llx size 0x%llx): %s",
+                 slot, (unsigned long long)gpa, (unsigned long long)size, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int kvm_map_memory(struct kvm *k, const struct guest_mem *gm, char *err, size_t errlen)
 {
-    for (unsigned i = 0; i < gm->nregions; i++) {
-        struct kvm_userspace_memory_region r = {
-            .slot = i,
-            .guest_phys_addr = gm->regions[i].gpa,
-            .memory_size = gm->regions[i].size,
-            .userspace_addr = (uint64_t)(uintptr_t)gm->regions[i].host,
-        };
-        if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
-            snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION slot %u (gpa 0x%llx size 0x%llx): %s",
-                     i, (unsigned long long)r.guest_phys_addr,
-                     (unsigned long long)r.memory_size, strerror(errno));
+    for (unsigned i = 0; i < gm->nregions; i++)
+        if (kvm_add_memslot(k, i, gm->regions[i].gpa, gm->regions[i].size,
+                            gm->regions[i].host, err, errlen) < 0)
             return -1;
-        }
-    }
     return 0;
 }
 

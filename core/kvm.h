@@ -26,8 +26,11 @@ struct kvm {
 int kvm_open(struct kvm *k, const char *dev_path, char *err, size_t errlen);
 void kvm_close(struct kvm *k);
 
-/* Register every region of gm as a KVM memslot. */
+/* Register every boot RAM region of gm as a KVM memslot (slots 0..n-1). */
 int kvm_map_memory(struct kvm *k, const struct guest_mem *gm, char *err, size_t errlen);
+/* One more memslot (memory hotplug); any thread, vCPUs may run. */
+int kvm_add_memslot(struct kvm *k, uint32_t slot, uint64_t gpa, uint64_t size, void *host,
+                    char *err, size_t errlen);
 
 /* Drive a GSI; thread-safe (one ioctl). */
 int kvm_irq_line(struct kvm *k, uint32_t gsi, uint32_t level);

@@ -1,7 +1,8 @@
 /*
  * Guest RAM: one host mapping, split into at most two guest regions around
  * the 32-bit MMIO hole.  The hole is not backed by host memory: the high
- * region starts in the host mapping right where the low one ends.
+ * region starts in the host mapping right where the low one ends, and the
+ * memory hotplug area, if any, right after that.
  */
 #include "memory.h"
 
@@ -76,7 +77,7 @@ static int gm_open_memfd(const struct memory_config *cfg)
 
     if (fd < 0)
         return -errno;
-    if (ftruncate(fd, (off_t)cfg->size) != 0) {
+    if (ftruncate(fd, (off_t)(cfg->size + cfg->hotplug_size)) != 0) {
         int e = errno;
         close(fd);
         return -e;
@@ -124,6 +125,16 @@ static void *gm_mmap_aligned(size_t size, int prot, int flags, int fd, int huget
     return p;
 }
 
+/* prefault=on where MAP_POPULATE cannot be used (only part of a mapping). */
+static void gm_populate(uint8_t *p, uint64_t len)
+{
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+    if (madvise(p, (size_t)len, MADV_POPULATE_WRITE) != 0)
+        log_warn("memory: prefault=on: MADV_POPULATE_WRITE failed: %s", strerror(errno));
+}
+
 int gm_map(struct guest_mem *gm, const struct memory_config *cfg)
 {
     struct guest_region probe[GUEST_MEM_MAX_REGIONS];
@@ -139,6 +150,11 @@ int gm_map(struct guest_mem *gm, const struct memory_config *cfg)
     /* KVM memslots are page granular; hugetlb mappings are 2 MiB granular. */
     if (cfg->size % (cfg->hugepages ? GM_HUGE_PAGE : GM_PAGE) != 0)
         return -EINVAL;
+    uint64_t hp_base = gm_hotplug_base(cfg->size), total;
+    if (cfg->hotplug_size % GM_HOTPLUG_ALIGN != 0 ||
+        cfg->hotplug_size > GM_MAX_GPA - hp_base ||
+        __builtin_add_overflow(cfg->size, cfg->hotplug_size, &total) || total > SIZE_MAX)
+        return -EINVAL;
 
     if (cfg->shared) {
         fd = gm_open_memfd(cfg);
@@ -152,10 +168,13 @@ int gm_map(struct guest_mem *gm, const struct memory_config *cfg)
      * a SIGBUS when the guest first touches the page. */
     if (!cfg->hugepages)
         flags |= MAP_NORESERVE;
-    if (cfg->prefault)
+    /* Prefault boot RAM only: the hotplug area is populated when plugged. */
+    if (cfg->prefault && !cfg->hotplug_size)
         flags |= MAP_POPULATE;
 
-    p = gm_mmap_aligned((size_t)cfg->size, prot, flags, fd, cfg->hugepages);
+    /* The hotplug area follows boot RAM in the same mapping: MAP_NORESERVE
+     * (hugetlb aside) costs nothing until the guest has it and uses it. */
+    p = gm_mmap_aligned((size_t)total, prot, flags, fd, cfg->hugepages);
     if (p == MAP_FAILED) {
         rc = -errno;
         if (fd >= 0)
@@ -163,10 +182,68 @@ int gm_map(struct guest_mem *gm, const struct memory_config *cfg)
         return rc;
     }
     gm_setup(gm, p, cfg->size);
-    gm->mapped = cfg->size;
+    gm->mapped = total;
     gm->memfd = fd;
-    gm_advise(p, cfg->size, cfg);
+    if (cfg->hotplug_size)
+        gm->hp = (struct guest_region){.gpa = hp_base, .size = cfg->hotplug_size,
+                                       .host = (uint8_t *)p + cfg->size};
+    gm_advise(p, total, cfg);
+    if (cfg->prefault && cfg->hotplug_size)
+        gm_populate(p, cfg->size);
+    gm->prefault = cfg->prefault;
     return 0;
+}
+
+uint64_t gm_hotplug_slot_size(uint64_t hotplug_size)
+{
+    uint64_t slot = GM_HOTPLUG_ALIGN;
+    while (hotplug_size / slot > GM_HOTPLUG_MAX_SLOTS)
+        slot <<= 1;
+    return slot;
+}
+
+uint64_t gm_hotplug_base(uint64_t size)
+{
+    uint64_t end = LAYOUT_RAM_ABOVE_4G;
+    if (size > LAYOUT_MMIO32_START)
+        end += size - LAYOUT_MMIO32_START;
+    return (end + (1ull << 30) - 1) & ~((1ull << 30) - 1);
+}
+
+int gm_hotplug_grow(struct guest_mem *gm, uint64_t bytes, uint64_t *gpa)
+{
+    uint64_t cur = __atomic_load_n(&gm->hp_plugged, __ATOMIC_ACQUIRE);
+    if (bytes > gm->hp.size - cur)
+        return -ENOSPC;
+    if (gpa)
+        *gpa = gm->hp.gpa + cur;
+    if (gm->prefault)
+        gm_populate(gm->hp.host + cur, bytes);
+    /* Release: a reader that sees the new size sees the KVM slot's
+     * memory as the caller left it. */
+    __atomic_store_n(&gm->hp_plugged, cur + bytes, __ATOMIC_RELEASE);
+    return 0;
+}
+
+uint64_t gm_top(const struct guest_mem *gm)
+{
+    uint64_t end = 0;
+    for (unsigned i = 0; i < gm->nregions && i < GUEST_MEM_MAX_REGIONS; i++)
+        if (gm->regions[i].gpa + gm->regions[i].size > end)
+            end = gm->regions[i].gpa + gm->regions[i].size;
+    if (gm->hp.size && gm->hp.gpa + gm->hp.size > end)
+        end = gm->hp.gpa + gm->hp.size;
+    return end;
+}
+
+int gm_overlaps(const struct guest_mem *gm, uint64_t start, uint64_t last)
+{
+    for (unsigned i = 0; i < gm->nregions && i < GUEST_MEM_MAX_REGIONS; i++) {
+        const struct guest_region *r = &gm->regions[i];
+        if (start <= r->gpa + r->size - 1 && last >= r->gpa)
+            return 1;
+    }
+    return gm->hp.size && start <= gm->hp.gpa + gm->hp.size - 1 && last >= gm->hp.gpa;
 }
 
 int gm_wrap(struct guest_mem *gm, void *buf, uint64_t size)
@@ -193,24 +270,34 @@ void gm_unmap(struct guest_mem *gm)
     gm->memfd = -1;
 }
 
-/* The region holding gpa (gpa == region end counts only when end_ok). */
-static const struct guest_region *gm_find(const struct guest_mem *gm, uint64_t gpa, int end_ok)
+static int in_region(const struct guest_region *r, uint64_t gpa, int end_ok)
+{
+    return gpa >= r->gpa && (gpa - r->gpa < r->size || (end_ok && gpa - r->gpa == r->size));
+}
+
+/*
+ * The region holding gpa (gpa == region end counts only when end_ok), as a
+ * copy: the hotplug area's is cut to what is plugged now.
+ */
+static const struct guest_region *gm_find(const struct guest_mem *gm, uint64_t gpa, int end_ok,
+                                          struct guest_region *tmp)
 {
     if (!gm)
         return NULL;
-    for (unsigned i = 0; i < gm->nregions && i < GUEST_MEM_MAX_REGIONS; i++) {
-        const struct guest_region *r = &gm->regions[i];
-        if (gpa < r->gpa)
-            continue;
-        if (gpa - r->gpa < r->size || (end_ok && gpa - r->gpa == r->size))
-            return r;
-    }
-    return NULL;
+    for (unsigned i = 0; i < gm->nregions && i < GUEST_MEM_MAX_REGIONS; i++)
+        if (in_region(&gm->regions[i], gpa, end_ok))
+            return &gm->regions[i];
+    if (!gm->hp.size)
+        return NULL;
+    *tmp = gm->hp;
+    tmp->size = __atomic_load_n(&gm->hp_plugged, __ATOMIC_ACQUIRE);
+    return tmp->size && in_region(tmp, gpa, end_ok) ? tmp : NULL;
 }
 
 void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 {
-    const struct guest_region *r = gm_find(gm, gpa, len == 0);
+    struct guest_region tmp;
+    const struct guest_region *r = gm_find(gm, gpa, len == 0, &tmp);
     uint64_t off;
 
     if (!r)
@@ -237,7 +324,8 @@ static int gm_walk(const struct guest_mem *gm, uint64_t gpa, uint64_t len, uint8
     if (__builtin_add_overflow(gpa, len, &end))
         return -EFAULT;
     while (gpa < end) {
-        const struct guest_region *r = gm_find(gm, gpa, 0);
+        struct guest_region tmp;
+        const struct guest_region *r = gm_find(gm, gpa, 0, &tmp);
         uint64_t off, chunk;
 
         if (!r)

@@ -16,13 +16,26 @@ struct guest_region {
 };
 
 struct guest_mem {
-    struct guest_region regions[GUEST_MEM_MAX_REGIONS];
+    struct guest_region regions[GUEST_MEM_MAX_REGIONS]; /* boot RAM (the E820) */
     unsigned nregions;
+    /*
+     * Memory hotplug: the area reserved above RAM (gpa, host, size =
+     * hotplug_size; host memory after boot RAM in the same mapping) and how
+     * much of it, from its start, is plugged.  `hp_plugged` only grows and
+     * is read without a lock (atomic): accesses beyond it fail like any
+     * access outside RAM.
+     */
+    struct guest_region hp;
+    uint64_t hp_plugged;
+    int prefault;        /* populate hot-plugged memory as it is plugged */
     uint8_t *base;       /* the whole host mapping */
     uint64_t mapped;     /* bytes mapped at base */
     uint64_t ram_size;   /* total guest RAM */
     int memfd;           /* -1 unless shared */
 };
+
+/* Memory hotplug blocks: Linux's memory block size on x86-64. */
+#define GM_HOTPLUG_ALIGN (128ull << 20)
 
 /*
  * Compute the RAM regions for `size` bytes: [0, min(size, 3 GiB)) and, for
@@ -31,8 +44,25 @@ struct guest_mem {
  */
 int gm_layout(uint64_t size, struct guest_region *out, unsigned max);
 
-/* Map guest RAM as configured.  Returns 0 or -errno. */
+/* Map guest RAM as configured (with hotplug_size, the hotplug area too,
+ * nothing of it plugged).  Returns 0 or -errno. */
 int gm_map(struct guest_mem *gm, const struct memory_config *cfg);
+/*
+ * The hotplug area's slot (one ACPI memory device): 128 MiB, doubled until
+ * there are at most GM_HOTPLUG_MAX_SLOTS, which bounds the DSDT.
+ */
+#define GM_HOTPLUG_MAX_SLOTS 256u
+uint64_t gm_hotplug_slot_size(uint64_t hotplug_size);
+/* Where the hotplug area of `size` bytes of RAM starts: above RAM and 4 GiB,
+ * 1 GiB aligned. */
+uint64_t gm_hotplug_base(uint64_t size);
+/* Plug `bytes` more of the hotplug area (after the caller mapped them in
+ * KVM): -ENOSPC beyond it.  Returns the gpa of the new range via *gpa. */
+int gm_hotplug_grow(struct guest_mem *gm, uint64_t bytes, uint64_t *gpa);
+/* The end of everything guest RAM may ever occupy (RAM and hotplug area). */
+uint64_t gm_top(const struct guest_mem *gm);
+/* True when [start, last] meets RAM or the hotplug area (plugged or not). */
+int gm_overlaps(const struct guest_mem *gm, uint64_t start, uint64_t last);
 /*
  * Build a guest_mem over caller-provided buffer (tests, fuzzers), with the
  * same layout as gm_map.  `mapped` stays 0: gm_unmap leaves the buffer alone.

@@ -42,13 +42,11 @@ static uint32_t guest_phys_bits(const struct vm *vm)
 
 int vm_pci_init(struct vm *vm, char *err, size_t errlen)
 {
-    uint64_t ram_end = LAYOUT_RAM_ABOVE_4G;
-    for (unsigned i = 0; i < vm->mem.nregions; i++) {
-        uint64_t e = vm->mem.regions[i].gpa + vm->mem.regions[i].size;
-        if (e > ram_end)
-            ram_end = e;
-    }
-    /* 64-bit BARs go right above RAM, where every guest can address them. */
+    uint64_t ram_end = gm_top(&vm->mem);
+    if (ram_end < LAYOUT_RAM_ABOVE_4G)
+        ram_end = LAYOUT_RAM_ABOVE_4G;
+    /* 64-bit BARs go right above RAM and the memory hotplug area, where
+     * every guest can address them. */
     uint64_t base = (ram_end + GIB - 1) & ~(GIB - 1);
     uint64_t top = 1ull << guest_phys_bits(vm);
     uint64_t size = MMIO64_SIZE;

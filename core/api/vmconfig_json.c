@@ -129,7 +129,7 @@ static int read_memory(struct jr *r, const cJSON *root, struct memory_config *me
         return -1;
     if (!m)
         return 0; /* CH's default, 512 MiB, as config_init() */
-    uint64_t size = 0, plugged = 0;
+    uint64_t size = 0;
     int size_given = 0, method = (int)mem->hotplug_method;
     size_t nzones;
     /* Zones first: Kata's template mode sends size 0 with zones. */
@@ -145,7 +145,8 @@ static int read_memory(struct jr *r, const cJSON *root, struct memory_config *me
         jr_bool(r, m, "memory", "thp", &mem->thp) < 0 ||
         jr_enum(r, m, "memory", "hotplug_method", methods, 2, &method) < 0 ||
         jr_u64(r, m, "memory", "hotplug_size", 0, JR_MAX_INT, &mem->hotplug_size, NULL) < 0 ||
-        jr_u64(r, m, "memory", "hotplugged_size", 0, JR_MAX_INT, &plugged, NULL) < 0 ||
+        jr_u64(r, m, "memory", "hotplugged_size", 0, JR_MAX_INT, &mem->hotplugged_size,
+               NULL) < 0 ||
         jr_member(r, m, "memory", "hugepage_size", &hugepage_size) < 0)
         return -1;
     if (!size_given)
@@ -163,9 +164,6 @@ static int read_memory(struct jr *r, const cJSON *root, struct memory_config *me
     if (mem->hugepages && size % (2ull << 20))
         return jr_fail(r, "memory", "size", "must be a multiple of 2 MiB with hugepages, "
                        "got %llu", (unsigned long long)size);
-    if (mem->hotplug_size || plugged)
-        log_warn("vm.create: memory hotplug is not supported yet; the guest gets "
-                 "memory.size only");
     mem->size = size;
     mem->hotplug_method = method == 1 ? MEM_HOTPLUG_VIRTIO_MEM : MEM_HOTPLUG_ACPI;
     return 0;

@@ -122,6 +122,8 @@ static void add_memory(struct jw *w, cJSON *root, const struct memory_config *m)
             m->hotplug_method == MEM_HOTPLUG_VIRTIO_MEM ? "VirtioMem" : "Acpi");
     if (m->hotplug_size)
         add_num(w, o, "hotplug_size", m->hotplug_size);
+    if (m->hotplugged_size)
+        add_num(w, o, "hotplugged_size", m->hotplugged_size);
     add_bool(w, o, "shared", m->shared);
     add_bool(w, o, "hugepages", m->hugepages);
     add_bool(w, o, "prefault", m->prefault);

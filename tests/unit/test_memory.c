@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sys/mman.h>
 
 #include "layout.h"
 #include "memory.h"
@@ -193,6 +194,80 @@ static void test_map_shared_memfd(void **state)
     assert_int_equal(gm.memfd, -1);
 }
 
+/* The hotplug area: reserved above RAM, RAM only as far as it is plugged. */
+static void test_map_hotplug_area(void **state)
+{
+    (void)state;
+    struct memory_config cfg = {.size = 64 * MiB, .shared = 1, .hotplug_size = 256 * MiB};
+    struct guest_mem gm;
+    uint64_t v = 0x0123456789abcdefull, r = 0, gpa = 0;
+
+    assert_int_equal(gm_hotplug_base(64 * MiB), 4 * GiB);
+    assert_int_equal(gm_hotplug_base(3 * GiB + 1), 5 * GiB);
+    assert_int_equal(gm_hotplug_base(5 * GiB), 6 * GiB);
+    assert_int_equal(gm_map(&gm, &cfg), 0);
+    assert_int_equal(gm.hp.gpa, 4 * GiB);
+    assert_int_equal(gm.hp.size, 256 * MiB);
+    assert_ptr_equal(gm.hp.host, gm.base + 64 * MiB);
+    assert_int_equal(gm.mapped, 320 * MiB);
+    assert_int_equal(gm_top(&gm), 4 * GiB + 256 * MiB);
+    assert_true(gm_overlaps(&gm, 4 * GiB + 200 * MiB, 4 * GiB + 200 * MiB));
+    assert_true(gm_overlaps(&gm, 60 * MiB, 70 * MiB));
+    assert_false(gm_overlaps(&gm, 64 * MiB, 4 * GiB - 1));
+    assert_false(gm_overlaps(&gm, 4 * GiB + 256 * MiB, 5 * GiB));
+
+    /* Nothing plugged: not RAM. */
+    assert_null(gm_ptr(&gm, 4 * GiB, 1));
+    assert_int_equal(gm_write(&gm, 4 * GiB, &v, 8), -EFAULT);
+    assert_int_equal(gm_hotplug_grow(&gm, 128 * MiB, &gpa), 0);
+    assert_int_equal(gpa, 4 * GiB);
+    assert_ptr_equal(gm_ptr(&gm, 4 * GiB, 8), gm.hp.host);
+    assert_int_equal(gm_write(&gm, 4 * GiB + 128 * MiB - 8, &v, 8), 0);
+    /* The memfd backs it too, after boot RAM. */
+    assert_int_equal(pread(gm.memfd, &r, 8, 64 * MiB + 128 * MiB - 8), 8);
+    assert_int_equal(r, v);
+    /* Past what is plugged: still not RAM, and no access straddles into it. */
+    assert_null(gm_ptr(&gm, 4 * GiB + 128 * MiB, 1));
+    assert_null(gm_ptr(&gm, 4 * GiB + 128 * MiB - 4, 8));
+    assert_int_equal(gm_read(&gm, 4 * GiB + 128 * MiB - 4, &r, 8), -EFAULT);
+    assert_int_equal(gm_hotplug_grow(&gm, 256 * MiB, &gpa), -ENOSPC);
+    assert_int_equal(gm_hotplug_grow(&gm, 128 * MiB, &gpa), 0);
+    assert_int_equal(gpa, 4 * GiB + 128 * MiB);
+    assert_int_equal(gm_read(&gm, 4 * GiB + 128 * MiB - 8, &r, 8), 0);
+    assert_int_equal(r, v);
+    assert_null(gm_ptr(&gm, 4 * GiB + 256 * MiB, 1));
+    assert_int_equal(gm_hotplug_grow(&gm, 1, &gpa), -ENOSPC);
+    gm_unmap(&gm);
+
+    /* The area comes in whole memory blocks. */
+    cfg.hotplug_size = 64 * MiB;
+    assert_int_equal(gm_map(&gm, &cfg), -EINVAL);
+}
+
+static int resident(const void *p)
+{
+    unsigned char v = 0;
+    assert_int_equal(mincore((void *)((uintptr_t)p & ~(uintptr_t)4095), 4096, &v), 0);
+    return v & 1;
+}
+
+/* prefault=on populates boot RAM at once and hotplug memory as it is plugged. */
+static void test_map_hotplug_prefault(void **state)
+{
+    (void)state;
+    struct memory_config cfg = {.size = 64 * MiB, .prefault = 1, .hotplug_size = 256 * MiB};
+    struct guest_mem gm;
+    assert_int_equal(gm_map(&gm, &cfg), 0);
+    assert_true(resident(gm.base + 64 * MiB - 4096));
+    assert_false(resident(gm.hp.host));
+    assert_false(resident(gm.hp.host + 200 * MiB));
+    assert_int_equal(gm_hotplug_grow(&gm, 128 * MiB, NULL), 0);
+    assert_true(resident(gm.hp.host));
+    assert_true(resident(gm.hp.host + 128 * MiB - 4096));
+    assert_false(resident(gm.hp.host + 200 * MiB));
+    gm_unmap(&gm);
+}
+
 static void test_map_rejects(void **state)
 {
     (void)state;
@@ -233,6 +308,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_sizes),
+        cmocka_unit_test(test_map_hotplug_area),
+        cmocka_unit_test(test_map_hotplug_prefault),
         cmocka_unit_test(test_layout_rejects),
         cmocka_unit_test(test_ptr_bounds),
         cmocka_unit_test(test_ptr_never_outside),

@@ -296,7 +296,7 @@ static const char rich_body[] =
     "          'topology': {'threads_per_core': 2, 'cores_per_die': 2,"
     "                       'dies_per_package': 1, 'packages': 2}},"
     " 'memory': {'size': 1073741824, 'hugepages': true, 'prefault': true, 'mergeable': true,"
-    "            'thp': false, 'shared': true, 'hotplug_method': 'VirtioMem',"
+    "            'thp': false, 'shared': true, 'hotplug_method': 'Acpi',"
     "            'hotplug_size': 2147483648},"
     " 'disks': [{'path': '@D0', 'direct': true, 'num_queues': 4, 'queue_size': 1024,"
     "            'id': 'root', 'serial': 'SERIAL0123456789ABCD'},"
@@ -351,8 +351,9 @@ static void test_kata_body(void **state)
     assert_int_equal(count(log, "'fs' is not supported yet"), 1);
     assert_int_equal(count(log, "'vsock' is not supported yet"), 1);
     assert_int_equal(count(log, "'balloon' is not supported yet"), 1);
-    assert_int_equal(count(log, "max_vcpus=4 > boot_vcpus=1"), 0); /* CPU hotplug is real */
-    assert_int_equal(count(log, "memory hotplug is not supported yet"), 1);
+    /* CPU and memory hotplug are real now: nothing to warn about. */
+    assert_int_equal(count(log, "max_vcpus=4 > boot_vcpus=1"), 0);
+    assert_int_equal(count(log, "memory hotplug"), 0);
     assert_null(strstr(log, "'iommu'"));
     assert_null(strstr(log, "'watchdog'"));
     assert_null(strstr(log, "'landlock_enable'"));
@@ -443,7 +444,8 @@ static void test_rich_round_trip(void **state)
     assert_int_equal(cfg.cpus.threads_per_core, 2);
     assert_int_equal(cfg.cpus.packages, 2);
     assert_int_equal(cfg.cpus.max_phys_bits, 40);
-    assert_int_equal(cfg.memory.hotplug_method, MEM_HOTPLUG_VIRTIO_MEM);
+    assert_int_equal(cfg.memory.hotplug_method, MEM_HOTPLUG_ACPI);
+    assert_int_equal(cfg.memory.hotplug_size, 2ull << 30);
     assert_int_equal(cfg.memory.hugepages, 1);
     assert_int_equal(cfg.memory.thp, 0);
     assert_string_equal(cfg.cmdline, "");
@@ -477,10 +479,9 @@ static void test_rich_round_trip(void **state)
     assert_int_equal(cfg.serial.mode, CHR_FILE);
     assert_non_null(strstr(cfg.serial.path, "/serial.log"));
     assert_int_equal(cfg.console.mode, CHR_NULL);
-    /* Only the memory hotplug area warns (max_vcpus > boot_vcpus is CPU hotplug now). */
+    /* Nothing in it warns (max_vcpus > boot_vcpus and the hotplug area are used). */
     const char *log = read_log();
-    assert_int_equal(count(log, "warn:"), 1);
-    assert_int_equal(count(log, "max_vcpus=8 > boot_vcpus=4"), 0);
+    assert_int_equal(count(log, "warn:"), 0);
     round_trip(&cfg);
     config_free(&cfg);
 }
@@ -495,7 +496,7 @@ static void test_output_shape(void **state)
         "\"cpus\":{\"boot_vcpus\":4,\"max_vcpus\":8,\"topology\":{\"threads_per_core\":2,"
         "\"cores_per_die\":2,\"dies_per_package\":1,\"packages\":2},\"kvm_hyperv\":false,"
         "\"max_phys_bits\":40}",
-        "\"memory\":{\"size\":1073741824,\"mergeable\":true,\"hotplug_method\":\"VirtioMem\","
+        "\"memory\":{\"size\":1073741824,\"mergeable\":true,\"hotplug_method\":\"Acpi\","
         "\"hotplug_size\":2147483648,\"shared\":true,\"hugepages\":true,\"prefault\":true,"
         "\"thp\":false}",
         "\"readonly\":true,\"direct\":false,\"iommu\":false,\"num_queues\":1,"
@@ -686,6 +687,13 @@ static const struct bad bad_bodies[] = {
      "memory.thp: expected true or false, got a number"},
     {"{'memory': {'size': 1073741824, 'hotplug_size': -5}}", "memory.hotplug_size: expected an integer"},
     {"{'memory': {'size': 1073741824, 'size': 1073741824}}", "memory.size: given more than once"},
+    {"{'payload': {'kernel': '@K'}, 'memory': {'size': 1073741824, 'hotplug_size': 1073741824, "
+     "'hotplug_method': 'VirtioMem'}}", "--memory: hotplug_method=virtio-mem is not supported yet"},
+    {"{'payload': {'kernel': '@K'}, 'memory': {'size': 1073741824, 'hotplug_size': 100000000}}",
+     "--memory: hotplug_size of 100000000 bytes is not a multiple of 128 MiB"},
+    {"{'payload': {'kernel': '@K'}, 'memory': {'size': 1073741824, 'hotplug_size': 134217728, "
+     "'hotplugged_size': 268435456}}",
+     "--memory: hotplugged_size of 268435456 bytes is not a multiple of 128 MiB"},
     {"{'payload': {'kernel': '@K'}, 'memory': {'size': 4503599627370496}}",
      "--memory: size of 4503599627370496 bytes is more than max_phys_bits=46 can address"},
     /* disks */
