@@ -59,6 +59,16 @@ struct acpi_config {
      * taken.
      */
     uint16_t cpuhp_port;
+    /*
+     * The memory hotplug registers (hp_slots.h), 0 = none; needs the GED.
+     * When set, \_SB.MHPC holds memhp_slots memory devices Mxxx (PNP0C80,
+     * _UID = slot, _STA, the _CRS of [memhp_base + slot * memhp_slot_size,
+     * + memhp_slot_size)) and the method CSCN that the GED's _EVT calls;
+     * the name MHPC is then taken.
+     */
+    uint16_t memhp_port;
+    uint32_t memhp_slots;
+    uint64_t memhp_base, memhp_slot_size;
 };
 
 /* max_cpus, or ncpus when max_cpus is 0. */
@@ -93,5 +103,7 @@ uint8_t acpi_ioapic_id(uint32_t ncpus);
 #define ACPI_GED_EVT_PCI 0x02u
 /* vCPUs arrived or should leave: _EVT calls \_SB.CPUS.CSCN. */
 #define ACPI_GED_EVT_CPU 0x04u
+/* Memory arrived: _EVT calls \_SB.MHPC.CSCN. */
+#define ACPI_GED_EVT_MEM 0x08u
 
 #endif

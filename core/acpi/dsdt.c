@@ -16,6 +16,7 @@
 #include "acpi.h"
 #include "aml.h"
 #include "dsdt_cpus.h"
+#include "dsdt_mem.h"
 #include "dsdt_slots.h"
 #include "sdt.h"
 #include "../log.h"
@@ -345,6 +346,11 @@ static void emit_ged(struct aml *a, const struct acpi_config *cfg)
         aml_namepath(a, "^^" CPUS_NAME ".CSCN");
         aml_end(a);
     }
+    if (cfg->memhp_port) {
+        emit_if_bits(a, 0, ACPI_GED_EVT_MEM);
+        aml_namepath(a, "^^" MEMS_NAME ".CSCN");
+        aml_end(a);
+    }
     aml_end(a);
     aml_end(a);
 }
@@ -411,6 +417,21 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
         log_error("acpi: PCI hotplug needs the PCI host and the GED");
         return 0;
     }
+    if (cfg->memhp_port) {
+        if (!cfg->ged_port || !cfg->memhp_slots || cfg->memhp_slots > ACPI_SLOTS_MAX ||
+            !cfg->memhp_slot_size ||
+            cfg->memhp_slot_size > (UINT64_MAX - cfg->memhp_base) / cfg->memhp_slots) {
+            log_error("acpi: memory hotplug needs the GED and 1-%u slots that fit",
+                      ACPI_SLOTS_MAX);
+            return 0;
+        }
+        for (unsigned i = 0; i < cfg->ndevs; i++)
+            if (same_name(cfg->devs[i].name, MEMS_NAME)) {
+                log_error("acpi: device name \"%s\" is taken by memory hotplug",
+                          cfg->devs[i].name);
+                return 0;
+            }
+    }
     if (cfg->cpuhp_port) {
         if (!cfg->ged_port || acpi_possible_cpus(cfg) > ACPI_SLOTS_MAX) {
             log_error("acpi: CPU hotplug needs the GED and at most %u vCPUs",
@@ -449,6 +470,8 @@ size_t acpi_build_dsdt(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
     }
     if (cfg->cpuhp_port)
         acpi_emit_cpus(&a, cfg);
+    if (cfg->memhp_port)
+        acpi_emit_memory(&a, cfg);
     if (cfg->ged_port) {
         emit_ged(&a, cfg);
         emit_power_button(&a, cfg);

@@ -1804,6 +1804,64 @@ static void test_iasl_cpu_hotplug(void **state)
     iasl_rebuilds(d, dsdt, len);
 }
 
+/* The memory hotplug objects through iasl and back, and what they say. */
+static void test_iasl_memory_hotplug(void **state)
+{
+    (void)state;
+    if (!have_iasl()) {
+        print_message("iasl not installed (apt-get install acpica-tools): skipping\n");
+        skip();
+    }
+    struct acpi_config cfg = cpuhp_config(1, 1);
+    cfg.cpuhp_port = 0;
+    cfg.memhp_port = 0x620;
+    cfg.memhp_slots = 3;
+    cfg.memhp_base = 5ull << 30;
+    cfg.memhp_slot_size = 256ull << 20;
+    static uint8_t dsdt[16384];
+    size_t len = acpi_build_dsdt(&cfg, dsdt, sizeof(dsdt));
+    assert_true(len > 0);
+    struct acpi_config bad = cfg;
+    bad.ged_port = 0;
+    bad.ged_gsi = 0;
+    assert_int_equal(acpi_build_dsdt(&bad, dsdt + 8192, 8192), 0);
+    bad = cfg;
+    bad.memhp_slots = 0;
+    assert_int_equal(acpi_build_dsdt(&bad, dsdt + 8192, 8192), 0);
+    bad = cfg;
+    bad.memhp_base = UINT64_MAX - (256ull << 20);
+    assert_int_equal(acpi_build_dsdt(&bad, dsdt + 8192, 8192), 0);
+
+    struct tmpdir *d = tmpdir_make();
+    char *dsl = iasl_dsl(d, dsdt, len);
+    static const char *const want[] = {
+        "Device (MHPC)",
+        "Name (_HID, EisaId (\"PNP0A06\")",
+        "OperationRegion (PRSD, SystemIO, 0x0620, 0x08)",
+        "OperationRegion (PRSB, SystemIO, 0x0628, One)",
+        "Method (CSCN, 0, NotSerialized)",
+        "While ((Local0 < 0x03))",
+        "Notify (M002, Arg1)",
+        "Device (M000)",
+        "Name (_HID, EisaId (\"PNP0C80\")",
+        "Return (CSTA (0x02))",
+        "0x0000000140000000, // Range Minimum",
+        "0x000000014FFFFFFF, // Range Maximum",
+        "0x0000000160000000, // Range Minimum",
+        "0x000000016FFFFFFF, // Range Maximum",
+        "0x0000000010000000, // Length",
+        "^^MHPC.CSCN ()",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_has(dsl, want[i], "dsdt.dsl");
+    /* Memory is not taken back: no eject anywhere. */
+    assert_null(strstr(dsl, "_EJ0"));
+    assert_null(strstr(dsl, "CEJT"));
+    assert_null(strstr(dsl, "Device (M003)"));
+    free(dsl);
+    iasl_rebuilds(d, dsdt, len);
+}
+
 /* The largest --cpus max still fits in the ACPI window; beyond the names, refused. */
 static void test_cpu_hotplug_sizes(void **state)
 {
@@ -1912,6 +1970,7 @@ int main(void)
         cmocka_unit_test_teardown(test_iasl_pci_hotplug, tmpdir_teardown),
         cmocka_unit_test_teardown(test_iasl_cpu_hotplug, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_cpu_hotplug_sizes, ram_setup, ram_teardown),
+        cmocka_unit_test_teardown(test_iasl_memory_hotplug, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
