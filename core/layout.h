@@ -31,6 +31,7 @@
 #define LAYOUT_PORT_ACPI_GED 0x601u     /* Generic Event Device register (acpi/ged.h) */
 #define LAYOUT_PORT_PCI_HOTPLUG 0x604u /* PCIU/PCID/B0EJ, 12 bytes (pci/pci_hotplug.h) */
 #define LAYOUT_PORT_CPU_HOTPLUG 0x610u /* hotplug slots: vCPUs, 9 bytes (hp_slots.h) */
+#define LAYOUT_PORT_MEM_HOTPLUG 0x620u /* hotplug slots: memory, 9 bytes (hp_slots.h) */
 #define LAYOUT_PORT_BOOT_MARK 0x80u     /* debug/boot-time marker port (POST) */
 
 /* Legacy device placement (given to plugins as options). */

@@ -231,12 +231,18 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
     vm->ged = ged_create(&vm->pio, LAYOUT_PORT_ACPI_GED, LAYOUT_GED_IRQ, env_irq, vm, err, errlen);
     if (!vm->ged)
         return -1;
-    if (vm_hotplug_init(vm, err, errlen) < 0 || vm_cpus_init(vm, err, errlen) < 0)
+    if (vm_hotplug_init(vm, err, errlen) < 0 || vm_cpus_init(vm, err, errlen) < 0 ||
+        vm_memory_init(vm, err, errlen) < 0)
         return -1;
 
+    uint64_t mem_slot = gm_hotplug_slot_size(cfg->memory.hotplug_size);
     struct acpi_config acfg = {.ncpus = cfg->cpus.boot,
                                .max_cpus = cfg->cpus.max,
                                .cpuhp_port = vm->cpuhp ? LAYOUT_PORT_CPU_HOTPLUG : 0,
+                               .memhp_port = vm->memhp ? LAYOUT_PORT_MEM_HOTPLUG : 0,
+                               .memhp_slots = (uint32_t)(cfg->memory.hotplug_size / mem_slot),
+                               .memhp_base = vm->mem.hp.gpa,
+                               .memhp_slot_size = mem_slot,
                                .sleep_port = LAYOUT_PORT_ACPI_SLEEP,
                                .ged_port = LAYOUT_PORT_ACPI_GED,
                                .ged_gsi = LAYOUT_GED_IRQ,
@@ -451,6 +457,7 @@ void vm_destroy(struct vm *vm)
     vm->ged = NULL;
     vm_hotplug_destroy(vm);
     vm_cpus_destroy(vm);
+    vm_memory_destroy(vm);
     for (uint32_t i = 0; i < vm->nvcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);

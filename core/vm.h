@@ -55,6 +55,8 @@ struct vm {
     struct ged *ged;              /* ACPI Generic Event Device (power button, hotplug) */
     struct pcihp *pcihp;          /* ACPI PCI hotplug registers (vm_hotplug.c) */
     struct hp_slots *cpuhp;       /* ACPI CPU hotplug slots (vm_cpus.c), or NULL */
+    struct hp_slots *memhp;       /* ACPI memory hotplug slots (vm_memory.c), or NULL */
+    uint32_t mem_hp_memslots;     /* KVM memslots added for it, after the boot ones */
     struct cpu_topology topo;
     struct vcpu *vcpus;           /* cfg->cpus.max entries */
     uint32_t nvcpus;              /* [0, nvcpus) have a KVM vCPU; those with a
@@ -159,6 +161,19 @@ uint32_t vm_vcpus_present(struct vm *vm);
 int vm_resize_vcpus(struct vm *vm, uint32_t desired, char *err, size_t errlen);
 /* Stop the vCPUs the guest ejected; returns how many. */
 uint32_t vm_cpus_ejected(struct vm *vm);
+/*
+ * vm_memory.c: ACPI memory hotplug into the area --memory hotplug_size
+ * reserves.  Control thread only.
+ */
+int vm_memory_init(struct vm *vm, char *err, size_t errlen);
+void vm_memory_destroy(struct vm *vm);
+/* 0 when `desired` bytes of RAM are reachable from m (equal, or more in
+ * whole slots within the area); -ENOTSUP (no area) or -EINVAL with err. */
+int vm_memory_resize_check(const struct memory_config *m, uint64_t desired, char *err,
+                           size_t errlen);
+/* Grow the running VM's RAM to `desired` bytes (see vm_memory_resize_check);
+ * the caller then sets cfg->memory.hotplugged_size. */
+int vm_resize_ram(struct vm *vm, uint64_t desired, char *err, size_t errlen);
 /* vm_bootdisk.c: fill breq from the boot-disk reader (no --kernel/--firmware). */
 struct bootdisk_payload;
 struct boot_request;

@@ -244,7 +244,9 @@ static void h_info(struct vmm *v, struct api_request *r)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "config", vmconfig_to_cjson(v->cfg, serial_pty, console_pty));
     cJSON_AddStringToObject(o, "state", vmm_state_name(v->state));
-    cJSON_AddNumberToObject(o, "memory_actual_size", (double)v->cfg->memory.size);
+    /* Boot RAM plus what was hot-plugged (there is no balloon to subtract). */
+    cJSON_AddNumberToObject(o, "memory_actual_size",
+                            (double)(v->cfg->memory.size + v->cfg->memory.hotplugged_size));
     cJSON_AddItemToObject(o, "device_tree", device_tree(v));
     reply_json(r, 200, o);
 }
@@ -608,12 +610,40 @@ static int body_uint(const cJSON *root, const char *key, double max, uint64_t *o
     return 0;
 }
 
+/* desired_vcpus; -1 after replying with an error. */
+static int resize_vcpus(struct vmm *v, struct api_request *r, uint64_t vcpus, int booted)
+{
+    struct vm_config *cfg = v->cfg;
+    if (vcpus == 0 || vcpus > cfg->cpus.max) {
+        reply_error(r, 400, "Error resizing VM: desired_vcpus=%llu is outside 1..max_vcpus (%u)",
+                    (unsigned long long)vcpus, cfg->cpus.max);
+        return -1;
+    }
+    if (!booted) {
+        cfg->cpus.boot = (uint32_t)vcpus;
+        return 0;
+    }
+    char err[512];
+    int e = vm_resize_vcpus(v->vm, (uint32_t)vcpus, err, sizeof(err));
+    if (e == -EBUSY) {
+        reply_error(r, 429, "Error resizing VM: Too Many Requests: %s", err);
+        return -1;
+    }
+    if (e < 0) {
+        reply_error(r, e == -EINVAL || e == -ENOTSUP ? 400 : 500, "Error resizing VM: %s", err);
+        return -1;
+    }
+    cfg->cpus.boot = (uint32_t)vcpus;
+    return 0;
+}
+
 /*
  * vm.resize: desired_vcpus through ACPI CPU hotplug (204 at once; a
  * removal ends when the guest ejects the CPUs, and until then another
- * resize gets 429, which Kata retries).  Memory and balloon resizing are
- * not implemented: a size other than the current one is refused before
- * anything changes.
+ * resize gets 429, which Kata retries) and desired_ram through ACPI
+ * memory hotplug (grow only).  Before boot both edit the config.  A
+ * balloon is not implemented.  A bad desired_ram is refused before the
+ * vCPUs change.
  */
 static void h_resize(struct vmm *v, struct api_request *r)
 {
@@ -634,40 +664,35 @@ static void h_resize(struct vmm *v, struct api_request *r)
         return;
     }
     cJSON_Delete(root);
-    if ((has_ram && ram != v->cfg->memory.size) || (has_balloon && balloon != 0)) {
-        reply_error(r, 501, "Error resizing VM: %s is not implemented by nimbus yet",
-                    has_ram && ram != v->cfg->memory.size ? "memory hotplug (desired_ram)"
-                                                           : "a balloon (desired_balloon)");
-        return;
-    }
-    if (!has_vcpus) {
-        reply_empty(r);
-        return;
-    }
     struct vm_config *cfg = v->cfg;
-    if (vcpus == 0 || vcpus > cfg->cpus.max) {
-        reply_error(r, 400, "Error resizing VM: desired_vcpus=%llu is outside 1..max_vcpus (%u)",
-                    (unsigned long long)vcpus, cfg->cpus.max);
-        return;
-    }
-    if (v->state != VMM_RUNNING && v->state != VMM_PAUSED) {
-        cfg->cpus.boot = (uint32_t)vcpus;
-        reply_empty(r);
+    if (has_balloon && balloon != 0) {
+        reply_error(r, 501, "Error resizing VM: a balloon (desired_balloon) is not implemented "
+                            "by nimbus yet");
         return;
     }
     char err[512];
-    event_emit("vm", "resizing", NULL);
-    int e = vm_resize_vcpus(v->vm, (uint32_t)vcpus, err, sizeof(err));
-    if (e == -EBUSY) {
-        reply_error(r, 429, "Error resizing VM: Too Many Requests: %s", err);
-        return;
+    /* Refused before anything changes, vCPUs included. */
+    if (has_ram) {
+        int e = vm_memory_resize_check(&cfg->memory, ram, err, sizeof(err));
+        if (e < 0) {
+            reply_error(r, 400, "Error resizing VM: %s", err);
+            return;
+        }
     }
-    if (e < 0) {
-        reply_error(r, e == -EINVAL || e == -ENOTSUP ? 400 : 500, "Error resizing VM: %s", err);
+    int booted = v->state == VMM_RUNNING || v->state == VMM_PAUSED;
+    if (booted)
+        event_emit("vm", "resizing", NULL);
+    if (has_vcpus && resize_vcpus(v, r, vcpus, booted) < 0)
         return;
+    if (has_ram && ram != cfg->memory.size + cfg->memory.hotplugged_size) {
+        if (booted && vm_resize_ram(v->vm, ram, err, sizeof(err)) < 0) {
+            reply_error(r, 500, "Error resizing VM: %s", err);
+            return;
+        }
+        cfg->memory.hotplugged_size = ram - cfg->memory.size;
     }
-    cfg->cpus.boot = (uint32_t)vcpus;
-    event_emit("vm", "resized", NULL);
+    if (booted)
+        event_emit("vm", "resized", NULL);
     reply_empty(r);
 }
 

@@ -157,13 +157,22 @@ def test_resize_before_boot(server, payload):
     assert (cpus["boot_vcpus"], cpus["max_vcpus"]) == (3, 4), cpus
     for bad, status in (({"desired_vcpus": 5}, 400), ({"desired_vcpus": 0}, 400),
                         ({"desired_vcpus": -1}, 400), ({"desired_vcpus": "2"}, 400),
-                        ({"desired_ram": 1 << 40}, 501), ({"desired_balloon": 1}, 501)):
+                        ({"desired_ram": 1 << 40}, 400), ({"desired_balloon": 1}, 501),
+                        # the fixture's 1 GiB + 2 GiB hotplug area, in 128 MiB blocks
+                        ({"desired_ram": (1 << 30) - (128 << 20)}, 400),
+                        ({"desired_ram": (1 << 30) + (100 << 20)}, 400),
+                        ({"desired_ram": (4 << 30)}, 400)):
         r = server.put("vm.resize", bad)
         assert r.status == status, (bad, r.status, r.body)
     # nimbus-remote's body: the sizes it was not given are null.
     assert server.put("vm.resize", {"desired_vcpus": 2, "desired_ram": None,
                                     "desired_balloon": None}).status == 204
     assert server.get("vm.info").json["config"]["cpus"]["boot_vcpus"] == 2
+    # Memory before boot: the part of the hotplug area the guest starts with.
+    assert server.put("vm.resize", {"desired_ram": (1 << 30) + (512 << 20)}).status == 204
+    info = server.get("vm.info").json
+    assert info["memory_actual_size"] == (1 << 30) + (512 << 20), info
+    assert info["config"]["memory"]["hotplugged_size"] == 512 << 20, info["config"]["memory"]
 
 
 def test_add_device_before_boot(server, payload):

@@ -1,13 +1,17 @@
-"""CPU hotplug into a running guest (issue 15): vm.resize desired_vcpus as
-Kata Containers sends it (integrations.md K10), through ACPI CPU hotplug.
-The guest's own ACPI processor driver must add the vCPUs nimbus starts and
-eject the ones it is asked to give back; nimbus's vCPU threads must follow;
-while a removal is pending another resize gets 429 "Too Many Requests".
-Onlining a hot-added CPU is the guest's decision (a udev rule, Kata's
-agent); here the test plays that part through sysfs.
+"""CPU and memory hotplug into a running guest (issue 15): vm.resize as
+Kata Containers sends it (integrations.md K10, K11), through ACPI CPU and
+memory hotplug.  The guest's own ACPI processor driver must add the vCPUs
+nimbus starts and eject the ones it is asked to give back; nimbus's vCPU
+threads must follow; while a removal is pending another resize gets 429
+"Too Many Requests".  Memory added at run time must grow MemTotal and hold
+data the guest could not fit before.  Onlining hot-added CPUs is the
+guest's decision (a udev rule, Kata's agent): here the test plays that
+part through sysfs; memory comes online by memhp_default_state=online.
 """
 
+import hashlib
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +20,7 @@ import pytest
 
 from framework import paths
 from framework.api import Api, wait_socket
+from framework.nimbus import DEFAULT_CMDLINE
 
 BOOT_TIMEOUT = 180  # nested TCG
 
@@ -164,9 +169,75 @@ def test_resize_while_a_removal_is_pending(booted):
     # Bad requests change nothing.
     for body, status in (({"desired_vcpus": 0}, 400), ({"desired_vcpus": 5}, 400),
                          ({"desired_vcpus": "2"}, 400), ({"desired_vcpus": 1.5}, 400),
-                         ({"desired_ram": 1}, 501), ([], 400)):
+                         ({"desired_ram": 1}, 400), ({"desired_balloon": 1}, 501),
+                         ([], 400)):
         r = api.put("vm.resize", body)
         assert r.status == status, (body, r.status, r.body)
     wait_until(lambda: vcpu_threads(vm) == {"vcpu0", "vcpu1"}, 30, "vCPU 2 to stop")
     assert nproc(vm) == 2
     assert boot_vcpus(api) == 2
+
+
+def mem_total_kib(vm) -> int:
+    return int(re.search(r"MemTotal:\s+(\d+) kB", vm.check_output("cat /proc/meminfo")).group(1))
+
+
+@pytest.mark.slow
+def test_memory_added_at_run_time(vm_factory):
+    """Kata's K11: desired_ram grows the guest (ACPI memory devices), which
+    then holds more than its boot RAM could; memory_actual_size follows, a
+    reboot keeps it, shrinking and odd sizes are refused."""
+    work = vm_factory.scratch_dir()
+    sock = work / "api.sock"
+    vm = vm_factory.nimbus(cmdline=DEFAULT_CMDLINE + " memhp_default_state=online",
+                           memory="512M,hotplug_size=1G",
+                           extra=["--api-socket", f"path={sock}", "-v"])
+    vm.wait_ready(BOOT_TIMEOUT)
+    wait_socket(sock, 30, alive=vm.alive)
+    api = Api(sock)
+    before = mem_total_kib(vm)
+    assert before < 512 * 1024
+    assert api.ok("GET", "vm.info")["memory_actual_size"] == 512 << 20
+
+    r = api.put("vm.resize", {"desired_ram": 1 << 30})
+    assert r.status == 204, (r.status, r.body)
+    grown = wait_until(lambda: (mem_total_kib(vm) - before) or None, 60,
+                       "MemTotal to grow")
+    # Every page of the new 512 MiB, give or take the kernel's bookkeeping.
+    wait_until(lambda: mem_total_kib(vm) - before >= 512 * 1024 - 8192, 60,
+               "all 512 MiB to come online")
+    assert mem_total_kib(vm) - before <= 512 * 1024, grown
+    info = api.ok("GET", "vm.info")
+    assert info["memory_actual_size"] == 1 << 30
+    assert info["config"]["memory"]["hotplugged_size"] == 512 << 20
+    # 640 MiB do not fit in the 512 MiB the guest booted with: they land in
+    # the new memory, and come back intact.
+    vm.check_output("mkdir -p /mnt/big && mount -t tmpfs -o size=800m tmpfs /mnt/big")
+    # A 1 MiB pattern doubled in place (dd copies the file's first half
+    # behind it), then 128 MiB more: 640 MiB, built without a second copy.
+    vm.check_output("(cd /mnt/big && yes nimbus-memory-hotplug | head -c 1048576 > f && "
+                    "for n in 1 2 4 8 16 32 64 128 256; do "
+                    "dd if=f of=f bs=1M count=$n seek=$n conv=notrunc 2>/dev/null; done && "
+                    "dd if=f of=f bs=1M count=128 seek=512 conv=notrunc 2>/dev/null)",
+                    timeout=300)
+    chunk = (b"nimbus-memory-hotplug\n" * (1048576 // 22 + 1))[:1048576]
+    want = hashlib.md5()
+    for _ in range(640):
+        want.update(chunk)
+    got = vm.check_output("md5sum /mnt/big/f", timeout=300).split()[0]
+    assert got == want.hexdigest()
+    vm.check_output("rm /mnt/big/f && umount /mnt/big")
+
+    for body in ({"desired_ram": 512 << 20}, {"desired_ram": (1 << 30) + (64 << 20)},
+                 {"desired_ram": (3 << 29) + (1 << 30)}):
+        r = api.put("vm.resize", body)
+        assert r.status == 400, (body, r.status, r.body)
+    # Another step, then a reboot keeps all of it (present at boot).
+    assert api.put("vm.resize", {"desired_ram": (1 << 30) + (256 << 20)}).status == 204
+    wait_until(lambda: mem_total_kib(vm) - before >= 768 * 1024 - 8192, 60,
+               "the second step to come online")
+    assert api.put("vm.reboot").status == 204
+    vm.wait_ready(BOOT_TIMEOUT, after_reset=True)
+    wait_until(lambda: mem_total_kib(vm) - before >= 768 * 1024 - 8192, 60,
+               "the hot-plugged memory after the reboot")
+    assert api.ok("GET", "vm.info")["memory_actual_size"] == (1 << 30) + (256 << 20)
