@@ -43,18 +43,10 @@ static void emit_mat(struct aml *a, uint32_t i)
 
 static void emit_processor(struct aml *a, uint32_t i)
 {
-    char name[8];
-    acpi_slot_name(name, 'C', i);
-    aml_device(a, name);
+    acpi_open_slot(a, 'C', i);
     aml_name(a, "_HID");
     aml_string(a, "ACPI0007");
-    aml_name(a, "_UID");
-    aml_integer(a, i);
-    aml_method(a, "_STA", 0, false);
-    aml_return(a);
-    aml_namepath(a, "CSTA");
-    aml_integer(a, i);
-    aml_end(a);
+    acpi_emit_slot_status(a, i);
     emit_mat(a, i);
     /* The boot vCPU cannot leave (the registers refuse it too). */
     if (i) {

@@ -15,19 +15,11 @@
 
 static void emit_slot(struct aml *a, const struct acpi_config *cfg, uint32_t i)
 {
-    char name[8];
     uint64_t base = cfg->memhp_base + (uint64_t)i * cfg->memhp_slot_size;
-    acpi_slot_name(name, 'M', i);
-    aml_device(a, name);
+    acpi_open_slot(a, 'M', i);
     aml_name(a, "_HID");
     aml_eisaid(a, "PNP0C80");
-    aml_name(a, "_UID");
-    aml_integer(a, i);
-    aml_method(a, "_STA", 0, false);
-    aml_return(a);
-    aml_namepath(a, "CSTA");
-    aml_integer(a, i);
-    aml_end(a);
+    acpi_emit_slot_status(a, i);
     aml_name(a, "_CRS");
     aml_restemplate(a);
     aml_res_qword_memory(a, base, base + cfg->memhp_slot_size - 1, false);

@@ -146,6 +146,24 @@ static void emit_scan(struct aml *a, uint32_t n)
     aml_end(a);
 }
 
+void acpi_open_slot(struct aml *a, char prefix, uint32_t i)
+{
+    char name[8];
+    acpi_slot_name(name, prefix, i);
+    aml_device(a, name);
+}
+
+void acpi_emit_slot_status(struct aml *a, uint32_t i)
+{
+    aml_name(a, "_UID");
+    aml_integer(a, i);
+    aml_method(a, "_STA", 0, false);
+    aml_return(a);
+    aml_namepath(a, "CSTA");
+    aml_integer(a, i);
+    aml_end(a);
+}
+
 void acpi_emit_slot_methods(struct aml *a, uint16_t port, uint32_t n, char prefix, bool eject)
 {
     emit_registers(a, port);

@@ -12,6 +12,10 @@
 
 /* The slot object's name: prefix, then i in three hex digits. */
 void acpi_slot_name(char out[8], char prefix, uint32_t i);
+/* Open Device (<prefix>xxx) for slot i (close it with aml_end). */
+void acpi_open_slot(struct aml *a, char prefix, uint32_t i);
+/* Inside a slot object: Name (_UID, i) and Method (_STA) { Return (CSTA (i)) }. */
+void acpi_emit_slot_status(struct aml *a, uint32_t i);
 /*
  * Inside the open container device: the fields of the registers at port,
  * the mutex, CSTA, CEJT (with eject), CTFY for n slots named by prefix, and
