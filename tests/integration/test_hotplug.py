@@ -15,6 +15,7 @@ import time
 import pytest
 
 from framework.api import Api, wait_socket
+from framework.vm import wait_for
 from framework.disks import guest_disks, guest_read_sha256, guest_write_random, make_image
 from framework.net import NetNs, open_tap, ping
 
@@ -22,17 +23,6 @@ BOOT_TIMEOUT = 180  # nested TCG
 MIB = 1 << 20
 HOST_IP, GUEST_IP = "192.168.247.1", "192.168.247.2"
 MAC = "52:54:00:4b:48:01"
-
-
-def wait_until(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(1)
 
 
 def disk_with_serial(vm, serial: str):
@@ -69,7 +59,7 @@ def test_disk_added_and_removed_at_run_time(booted):
     assert bdf.startswith("0000:00:") and bdf.endswith(".0"), bdf
     assert device_ids(api).get("hot0") == bdf
 
-    disk = wait_until(lambda: disk_with_serial(vm, "hotserial7"), 60, "the hot-plugged disk")
+    disk = wait_for(lambda: disk_with_serial(vm, "hotserial7"), 60, "the hot-plugged disk")
     assert disk.size == 32 * MIB, disk
     assert not disk.ro
     # The guest reads what the image holds, from the device.
@@ -81,7 +71,7 @@ def test_disk_added_and_removed_at_run_time(booted):
     sha = guest_write_random(vm, disk.dev, 4, 2)
     r = api.put("vm.remove-device", {"id": "hot0"})
     assert r.status == 204, (r.status, r.body)
-    wait_until(lambda: "hot0" not in device_ids(api), 60, "nimbus to free the ejected disk")
+    wait_for(lambda: "hot0" not in device_ids(api), 60, "nimbus to free the ejected disk")
     assert disk_with_serial(vm, "hotserial7") is None
     with open(img, "rb") as f:
         f.seek(4 * MIB)
@@ -94,7 +84,7 @@ def test_disk_added_and_removed_at_run_time(booted):
     assert guest_read_sha256(vm, root.dev, 1, 1) == sha
     r = api.put("vm.add-disk", {"path": str(img), "id": "hot1", "serial": "again"})
     assert r.status == 200, (r.status, r.body)
-    again = wait_until(lambda: disk_with_serial(vm, "again"), 60, "the disk plugged again")
+    again = wait_for(lambda: disk_with_serial(vm, "again"), 60, "the disk plugged again")
     assert guest_read_sha256(vm, again.dev, 4, 2) == sha_of_image(img, 4, 2)
 
 
@@ -116,7 +106,7 @@ def test_removing_a_disk_under_io_and_bad_requests(booted):
     busy = r.json["id"]
     assert re.fullmatch(r"_disk\d+", busy), busy
     assert re.fullmatch(r"0000:00:[0-9a-f]{2}\.0", r.json["bdf"]), r.json
-    disk = wait_until(lambda: disk_with_serial(vm, busy), 60, "the hot-plugged disk")
+    disk = wait_for(lambda: disk_with_serial(vm, busy), 60, "the hot-plugged disk")
     # Reads and writes keep going while the guest is asked to eject it.
     # (The loop ends by itself once the device node is gone.)
     vm.check_output(f"sh -c 'while dd if={disk.dev} of=/dev/null bs=64k iflag=direct && "
@@ -125,7 +115,7 @@ def test_removing_a_disk_under_io_and_bad_requests(booted):
     time.sleep(2)
     r = api.put("vm.remove-device", {"id": busy})
     assert r.status == 204, (r.status, r.body)
-    wait_until(lambda: busy not in device_ids(api), 90, "nimbus to free the busy disk")
+    wait_for(lambda: busy not in device_ids(api), 90, "nimbus to free the busy disk")
     vm.check_output("kill $(cat /tmp/busy.pid) 2>/dev/null; true")
     assert vm.alive()
     assert api.state() == "Running"
@@ -169,7 +159,7 @@ def test_nic_added_at_run_time_carries_traffic(booted):
                               "echo ${d##*/} $(cat $d/address); done; true")
         return next((l.split()[0] for l in out.splitlines() if l.endswith(MAC)), None)
 
-    name = wait_until(nic, 60, "the hot-plugged NIC")
+    name = wait_for(nic, 60, "the hot-plugged NIC")
     vm.check_output(f"ip addr add {GUEST_IP}/24 dev {name} && ip link set {name} up")
     out = vm.check_output(f"ping -c 3 -W 5 {HOST_IP}", timeout=60)
     assert " 0% packet loss" in out or "3 packets received" in out, out
@@ -179,11 +169,11 @@ def test_nic_added_at_run_time_carries_traffic(booted):
 
     r = api.put("vm.remove-device", {"id": "hotnet0"})
     assert r.status == 204, (r.status, r.body)
-    wait_until(lambda: "hotnet0" not in device_ids(api), 60, "nimbus to free the ejected NIC")
+    wait_for(lambda: "hotnet0" not in device_ids(api), 60, "nimbus to free the ejected NIC")
     assert nic() is None
     # The test closed its copy after the request, so the (non-persistent)
     # tap lives exactly as long as nimbus holds it: it goes with the NIC.
-    wait_until(lambda: "hpt0" not in ns.links(), 10, "nimbus to let go of the tap")
+    wait_for(lambda: "hpt0" not in ns.links(), 10, "nimbus to let go of the tap")
 
 
 def guest_pci(vm, bdf: str) -> str:
@@ -202,8 +192,8 @@ def test_plugin_added_and_removed_at_run_time(booted):
     bdf = r.json["bdf"]
     assert device_ids(api).get("rng9") == bdf
     # A modern virtio entropy device (0x1040 + 4) where the answer says, driven by virtio_rng.
-    wait_until(lambda: guest_pci(vm, bdf) == "0x1044", 60, "the guest to find the rng")
-    wait_until(lambda: "virtio_rng" in vm.check_output(
+    wait_for(lambda: guest_pci(vm, bdf) == "0x1044", 60, "the guest to find the rng")
+    wait_for(lambda: "virtio_rng" in vm.check_output(
         "cat /sys/class/misc/hw_random/rng_available"), 30, "virtio_rng to bind")
     data = vm.check_output("dd if=/dev/hwrng bs=32 count=1 2>/dev/null | od -An -tx1 | tr -d ' \\n'")
     assert len(data) == 64 and data != "0" * 64, data
@@ -224,6 +214,6 @@ def test_plugin_added_and_removed_at_run_time(booted):
 
     r = api.put("vm.remove-device", {"id": "rng9"})
     assert r.status == 204, (r.status, r.body)
-    wait_until(lambda: "rng9" not in device_ids(api), 60, "nimbus to free the ejected rng")
+    wait_for(lambda: "rng9" not in device_ids(api), 60, "nimbus to free the ejected rng")
     assert guest_pci(vm, bdf) == ""
     assert vm.check_output("echo alive") == "alive"

@@ -20,20 +20,10 @@ import pytest
 
 from framework import paths
 from framework.api import Api, wait_socket
+from framework.vm import wait_for
 from framework.nimbus import DEFAULT_CMDLINE
 
 BOOT_TIMEOUT = 180  # nested TCG
-
-
-def wait_until(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(1)
 
 
 @pytest.fixture
@@ -102,7 +92,7 @@ def test_vcpus_resized_up_and_down(booted):
     assert out.returncode == 0, (out.stdout, out.stderr)
     assert vcpu_threads(vm) == {"vcpu0", "vcpu1", "vcpu2", "vcpu3"}
     assert boot_vcpus(api) == 4
-    wait_until(lambda: cpu_list(vm, "present") == "0-3", 60, "the guest to add vCPUs 2 and 3")
+    wait_for(lambda: cpu_list(vm, "present") == "0-3", 60, "the guest to add vCPUs 2 and 3")
     online(vm, (2, 3))
     assert nproc(vm) == 4
     assert cpu_list(vm, "online") == "0-3"
@@ -114,15 +104,15 @@ def test_vcpus_resized_up_and_down(booted):
     r = api.put("vm.resize", {"desired_vcpus": 2})
     assert r.status == 204, (r.status, r.body)
     assert boot_vcpus(api) == 2
-    wait_until(lambda: cpu_list(vm, "present") == "0-1", 60, "the guest to eject vCPUs 2 and 3")
+    wait_for(lambda: cpu_list(vm, "present") == "0-1", 60, "the guest to eject vCPUs 2 and 3")
     assert nproc(vm) == 2
-    wait_until(lambda: vcpu_threads(vm) == {"vcpu0", "vcpu1"}, 30,
+    wait_for(lambda: vcpu_threads(vm) == {"vcpu0", "vcpu1"}, 30,
                "nimbus to stop the ejected vCPUs")
 
     # Up again: the same KVM vCPUs come back and run.
     r = api.put("vm.resize", {"desired_vcpus": 3})
     assert r.status == 204, (r.status, r.body)
-    wait_until(lambda: cpu_list(vm, "present") == "0-2", 60, "vCPU 2 to come back")
+    wait_for(lambda: cpu_list(vm, "present") == "0-2", 60, "vCPU 2 to come back")
     online(vm, (2,))
     assert nproc(vm) == 3
 
@@ -140,7 +130,7 @@ def test_resize_while_a_removal_is_pending(booted):
     vm, api, _ = booted
     r = api.put("vm.resize", {"desired_vcpus": 4})
     assert r.status == 204, (r.status, r.body)
-    wait_until(lambda: cpu_list(vm, "present") == "0-3", 60, "the guest to add vCPUs")
+    wait_for(lambda: cpu_list(vm, "present") == "0-3", 60, "the guest to add vCPUs")
     online(vm, (2, 3))
 
     # The guest refuses eject requests for now, so the removal stays pending.
@@ -158,13 +148,13 @@ def test_resize_while_a_removal_is_pending(booted):
     # The guest ejects vCPU 3 itself: the removal ends, nimbus stops its thread.
     vm.check_output("echo 1 > /sys/firmware/acpi/hotplug/processor/enabled")
     vm.check_output(f"echo 1 > {acpi_cpu_dir(vm, 3)}/eject")
-    wait_until(lambda: cpu_list(vm, "present") == "0-2", 60, "the guest to eject vCPU 3")
-    wait_until(lambda: vcpu_threads(vm) == {"vcpu0", "vcpu1", "vcpu2"}, 30,
+    wait_for(lambda: cpu_list(vm, "present") == "0-2", 60, "the guest to eject vCPU 3")
+    wait_for(lambda: vcpu_threads(vm) == {"vcpu0", "vcpu1", "vcpu2"}, 30,
                "nimbus to stop vCPU 3")
     assert boot_vcpus(api) == 3
     r = api.put("vm.resize", {"desired_vcpus": 2})
     assert r.status == 204, (r.status, r.body)
-    wait_until(lambda: cpu_list(vm, "present") == "0-1", 60, "the guest to eject vCPU 2")
+    wait_for(lambda: cpu_list(vm, "present") == "0-1", 60, "the guest to eject vCPU 2")
 
     # Bad requests change nothing.
     for body, status in (({"desired_vcpus": 0}, 400), ({"desired_vcpus": 5}, 400),
@@ -173,7 +163,7 @@ def test_resize_while_a_removal_is_pending(booted):
                          ([], 400)):
         r = api.put("vm.resize", body)
         assert r.status == status, (body, r.status, r.body)
-    wait_until(lambda: vcpu_threads(vm) == {"vcpu0", "vcpu1"}, 30, "vCPU 2 to stop")
+    wait_for(lambda: vcpu_threads(vm) == {"vcpu0", "vcpu1"}, 30, "vCPU 2 to stop")
     assert nproc(vm) == 2
     assert boot_vcpus(api) == 2
 
@@ -201,10 +191,10 @@ def test_memory_added_at_run_time(vm_factory):
 
     r = api.put("vm.resize", {"desired_ram": 1 << 30})
     assert r.status == 204, (r.status, r.body)
-    grown = wait_until(lambda: (mem_total_kib(vm) - before) or None, 60,
+    grown = wait_for(lambda: (mem_total_kib(vm) - before) or None, 60,
                        "MemTotal to grow")
     # Every page of the new 512 MiB, give or take the kernel's bookkeeping.
-    wait_until(lambda: mem_total_kib(vm) - before >= 512 * 1024 - 8192, 60,
+    wait_for(lambda: mem_total_kib(vm) - before >= 512 * 1024 - 8192, 60,
                "all 512 MiB to come online")
     assert mem_total_kib(vm) - before <= 512 * 1024, grown
     info = api.ok("GET", "vm.info")
@@ -234,10 +224,10 @@ def test_memory_added_at_run_time(vm_factory):
         assert r.status == 400, (body, r.status, r.body)
     # Another step, then a reboot keeps all of it (present at boot).
     assert api.put("vm.resize", {"desired_ram": (1 << 30) + (256 << 20)}).status == 204
-    wait_until(lambda: mem_total_kib(vm) - before >= 768 * 1024 - 8192, 60,
+    wait_for(lambda: mem_total_kib(vm) - before >= 768 * 1024 - 8192, 60,
                "the second step to come online")
     assert api.put("vm.reboot").status == 204
     vm.wait_ready(BOOT_TIMEOUT, after_reset=True)
-    wait_until(lambda: mem_total_kib(vm) - before >= 768 * 1024 - 8192, 60,
+    wait_for(lambda: mem_total_kib(vm) - before >= 768 * 1024 - 8192, 60,
                "the hot-plugged memory after the reboot")
     assert api.ok("GET", "vm.info")["memory_actual_size"] == (1 << 30) + (256 << 20)

@@ -204,6 +204,19 @@ def run_vmm(argv: Sequence[str], timeout: float, cwd: Optional[Path] = None,
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def wait_for(pred: Callable[[], object], timeout: float, what: str, interval: float = 1.0):
+    """pred()'s first truthy value, polled every `interval` s; an
+    AssertionError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
 def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
