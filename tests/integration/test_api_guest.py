@@ -132,6 +132,15 @@ def test_kata_go_runtime_sequence(vm_factory):
     after = a.get("vm.counters").json["_disk0"]
     assert after["write_ops"] >= 1 and after["write_bytes"] >= 512, after
 
+    # K10/K11: Kata grows the sandbox (its fixture: max_vcpus 2, a 2 GiB
+    # hotplug area); the reboot below then starts with both.
+    assert a.put("vm.resize", {"desired_vcpus": 2}).status == 204
+    r = a.put("vm.resize", {"desired_ram": (1 << 30) + (256 << 20)})
+    assert r.status == 204, r.body
+    info = a.get("vm.info").json
+    assert info["config"]["cpus"]["boot_vcpus"] == 2, info["config"]["cpus"]
+    assert info["memory_actual_size"] == (1 << 30) + (256 << 20), info
+
     assert a.put("vm.pause").status == 204
     assert a.state() == "Paused"
     assert a.put("vm.pause").status == 409
@@ -152,6 +161,7 @@ def test_kata_go_runtime_sequence(vm_factory):
     assert a.get("vm.info").json["config"]["console"]["file"] == pty
     out = vm.check_output(f"dd if=/dev/{dev} bs=512 skip=2048 count=1 2>/dev/null | head -c 20")
     assert out == "nimbus-reboot-marker", out
+    assert vm.check_output("nproc") == "2"  # the resize outlived the reboot
     guest_net_up(vm, MAC, GUEST_IP)  # the same tap, kept across the reboot
     out = vm.check_output(f"ping -c 2 -W 5 {HOST_IP}", timeout=60)
     assert " 0% packet loss" in out, out
