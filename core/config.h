@@ -35,7 +35,7 @@ struct chr_config {
 
 struct cpus_config {
     uint32_t boot;        /* vCPUs started at boot (default 1) */
-    uint32_t max;         /* == boot until CPU hotplug exists */
+    uint32_t max;         /* possible vCPUs: vm.resize adds up to this many */
     /* topology=threads_per_core:cores_per_die:dies_per_package:packages */
     uint32_t threads_per_core, cores_per_die, dies_per_package, packages;
     int topology_set;
