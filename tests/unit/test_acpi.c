@@ -1663,6 +1663,27 @@ static void iasl_rebuilds(struct tmpdir *d, const uint8_t *aml, size_t len)
 
 /* ACPI PCI hotplug: the slot objects Linux's acpiphp wants, PCNT, and the
  * GED calling it; iasl reads it without a warning and rebuilds it exactly. */
+/*
+ * The hotplug parts of the DSDT: cfg builds into buf, and without the GED
+ * (which alone calls their scan methods) it is refused.  Returns the length.
+ */
+static size_t build_needing_ged(const struct acpi_config *cfg, uint8_t *buf, size_t cap)
+{
+    size_t len = acpi_build_dsdt(cfg, buf, cap / 2);
+    assert_true(len > 0);
+    struct acpi_config no_ged = *cfg;
+    no_ged.ged_port = 0;
+    no_ged.ged_gsi = 0;
+    assert_int_equal(acpi_build_dsdt(&no_ged, buf + cap / 2, cap / 2), 0);
+    return len;
+}
+
+static void assert_has_all(const char *dsl, const char *const *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_has(dsl, want[i], "dsdt.dsl");
+}
+
 static void test_iasl_pci_hotplug(void **state)
 {
     (void)state;
@@ -1679,13 +1700,7 @@ static void test_iasl_pci_hotplug(void **state)
                               .ged_gsi = LAYOUT_GED_IRQ,
                               .pcihp_port = LAYOUT_PORT_PCI_HOTPLUG};
     static uint8_t dsdt[16384];
-    size_t len = acpi_build_dsdt(&cfg, dsdt, sizeof(dsdt));
-    assert_true(len > 0);
-    /* Without the GED there is nothing to call PCNT: refused. */
-    struct acpi_config no_ged = cfg;
-    no_ged.ged_port = 0;
-    no_ged.ged_gsi = 0;
-    assert_int_equal(acpi_build_dsdt(&no_ged, dsdt + 8192, 8192), 0);
+    size_t len = build_needing_ged(&cfg, dsdt, sizeof(dsdt));
 
     struct tmpdir *d = tmpdir_make();
     char *dsl = iasl_dsl(d, dsdt, len);
@@ -1712,8 +1727,7 @@ static void test_iasl_pci_hotplug(void **state)
         "B0EJ = 0x80000000",
         "If ((Local0 & 0x02))\n                {\n                    ^^PCI0.PCNT ()",
     };
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-        assert_has(dsl, want[i], "dsdt.dsl");
+    assert_has_all(dsl, want, sizeof(want) / sizeof(want[0]));
     assert_null(strstr(dsl, "Device (SL00)"));
     assert_null(strstr(dsl, "Device (SL20)"));
     free(dsl);
@@ -1742,13 +1756,7 @@ static void test_iasl_cpu_hotplug(void **state)
     }
     struct acpi_config cfg = cpuhp_config(2, 4);
     static uint8_t dsdt[16384];
-    size_t len = acpi_build_dsdt(&cfg, dsdt, sizeof(dsdt));
-    assert_true(len > 0);
-    /* Without the GED nothing would call CSCN: refused. */
-    struct acpi_config no_ged = cfg;
-    no_ged.ged_port = 0;
-    no_ged.ged_gsi = 0;
-    assert_int_equal(acpi_build_dsdt(&no_ged, dsdt + 8192, 8192), 0);
+    size_t len = build_needing_ged(&cfg, dsdt, sizeof(dsdt));
 
     struct tmpdir *d = tmpdir_make();
     char *dsl = iasl_dsl(d, dsdt, len);
@@ -1796,8 +1804,7 @@ static void test_iasl_cpu_hotplug(void **state)
         "CEJT (0x03)",
         "^^CPUS.CSCN ()",
     };
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-        assert_has(dsl, want[i], "dsdt.dsl");
+    assert_has_all(dsl, want, sizeof(want) / sizeof(want[0]));
     assert_null(strstr(dsl, "Device (C004)"));
     assert_null(strstr(dsl, "CEJT (Zero)")); /* the boot vCPU has no _EJ0 */
     free(dsl);
@@ -1819,13 +1826,8 @@ static void test_iasl_memory_hotplug(void **state)
     cfg.memhp_base = 5ull << 30;
     cfg.memhp_slot_size = 256ull << 20;
     static uint8_t dsdt[16384];
-    size_t len = acpi_build_dsdt(&cfg, dsdt, sizeof(dsdt));
-    assert_true(len > 0);
+    size_t len = build_needing_ged(&cfg, dsdt, sizeof(dsdt));
     struct acpi_config bad = cfg;
-    bad.ged_port = 0;
-    bad.ged_gsi = 0;
-    assert_int_equal(acpi_build_dsdt(&bad, dsdt + 8192, 8192), 0);
-    bad = cfg;
     bad.memhp_slots = 0;
     assert_int_equal(acpi_build_dsdt(&bad, dsdt + 8192, 8192), 0);
     bad = cfg;
@@ -1852,8 +1854,7 @@ static void test_iasl_memory_hotplug(void **state)
         "0x0000000010000000, // Length",
         "^^MHPC.CSCN ()",
     };
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-        assert_has(dsl, want[i], "dsdt.dsl");
+    assert_has_all(dsl, want, sizeof(want) / sizeof(want[0]));
     /* Memory is not taken back: no eject anywhere. */
     assert_null(strstr(dsl, "_EJ0"));
     assert_null(strstr(dsl, "CEJT"));
@@ -1917,8 +1918,7 @@ static void test_iasl_pci(void **state)
         "Method (_EVT, 1, Serialized)",
         "Device (PWRB)",
     };
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-        assert_has(dsl, want[i], "dsdt.dsl");
+    assert_has_all(dsl, want, sizeof(want) / sizeof(want[0]));
     assert_null(strstr(dsl, "_ADR"));
     free(dsl);
     /* Not even a warning (e.g. a device with both _HID and _ADR). */
